@@ -1,0 +1,1 @@
+"""Association scans: simple linear regression and the linear mixed model."""

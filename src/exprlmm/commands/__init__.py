@@ -1,0 +1,1 @@
+"""Click commands, one module per sub-command; registered in exprlmm.cli."""

@@ -1,0 +1,1 @@
+"""Pre-ranked gene-set enrichment analysis."""

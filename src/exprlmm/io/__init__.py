@@ -1,0 +1,1 @@
+"""Readers and writers. Nothing outside this package opens files."""

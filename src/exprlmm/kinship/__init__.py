@@ -1,0 +1,1 @@
+"""Kinship (sample-similarity) matrices from expression and their eigensystems."""

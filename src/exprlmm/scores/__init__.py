@@ -1,0 +1,1 @@
+"""Aneuploidy scores computed from segmented copy number."""
