@@ -109,10 +109,10 @@ def confounded_cohort(
     n_causal: int = 20,
     purity_trait_r2: float = 0.5,
     trait_noise_r2: float = 0.3,
-    purity_loading: float = 1.0,
+    purity_loading: float = 2.0,
     factor_variance: float = 1.0,
     causal_effect: float = 0.5,
-    noise_sd_range: tuple[float, float] = (0.5, 1.5),
+    noise_sd_range: tuple[float, float] = (0.3, 0.9),
     purity_beta: tuple[float, float] = (5.0, 2.0),
 ) -> SimulatedCohort:
     r"""Simulate a tumour cohort confounded by purity.
@@ -122,35 +122,44 @@ def confounded_cohort(
     .. math::
 
         p_n &\sim \mathrm{Beta}(\alpha, \beta)
-            \quad\text{(purity; } \pi_n = (p_n - \bar p)/\mathrm{sd}(p)\text{ standardised)} \\
-        F_{nj} &\sim N(0, 1), \quad j = 1..J = n\_factors - 1
+            \quad\text{(purity; } \pi_n = (p_n - \bar p)/\mathrm{sd}(p)\text{, standardised)} \\
+        F_{nj} &\sim N(0, 1), \quad j = 1..J = \text{n\_factors} - 1
             \quad\text{(other latent factors: immune, stroma, batch, ...)} \\
-        y_n &= \sqrt{\rho}\,\pi_n + \sqrt{1 - \rho}\,\eta_n, \quad \eta_n \sim N(0, 1)
-            \quad\text{(trait; } \rho = \text{purity\_trait\_r2)} \\
-        x_{ng} &= \mu_g + a_g \pi_n + \sum_j \Lambda_{jg} F_{nj} + \theta_g y_n
+        t_n &= \sqrt{\rho}\,\pi_n + \sqrt{1 - \rho - m}\,\eta_n
+            \quad\text{(the tumour's true state, e.g. its aneuploidy)} \\
+        y_n &= t_n + \sqrt{m}\,\nu_n
+            \quad\text{(the measured trait; } \eta_n, \nu_n \sim N(0, 1)\text{)} \\
+        x_{ng} &= \mu_g + a_g \pi_n + \sum_j \Lambda_{jg} F_{nj} + \theta_g t_n
             + \sigma_g \varepsilon_{ng}, \quad \varepsilon_{ng} \sim N(0, 1)
 
-    with
+    where :math:`\rho` = ``purity_trait_r2`` is the share of the trait's variance due to
+    purity and :math:`m` = ``trait_noise_r2`` the share that is measurement noise
+    (:math:`\mathrm{var}(y) = 1`), and
 
     - :math:`\mu_g \sim N(8, 2^2)` (log-expression level);
     - purity loadings :math:`a_g = s_g u_g \ell`, :math:`s_g = \pm 1`,
       :math:`u_g \sim U(0.5, 1.5)`, :math:`\ell` = ``purity_loading``, on a random
       ``purity_gene_fraction`` of the genes (the *purity genes*), :math:`a_g = 0` elsewhere;
     - factor loadings :math:`\Lambda_{jg} \sim N(0, v_F / J)` on every gene
-      (:math:`v_F` = ``factor_variance``), so the factors add dense, trait-independent
-      correlation between genes;
+      (:math:`v_F` = ``factor_variance``): dense, trait-independent correlation between genes;
     - trait effects :math:`\theta_g = \pm` ``causal_effect`` on ``n_causal`` genes drawn at
-      random among all genes (the *causal genes*; some may also be purity genes),
-      :math:`\theta_g = 0` elsewhere. The trait acts on these genes (as aneuploidy changes the
-      expression of dosage-sensitive genes); it is the only direct link between trait and
-      expression;
-    - noise :math:`\sigma_g \sim U(\text{noise\_sd\_range})`.
+      random among all genes (the *causal genes*; some are also purity genes),
+      :math:`\theta_g = 0` elsewhere. The tumour's state acts on these genes (as aneuploidy
+      changes the expression of dosage-sensitive genes); it is the only direct link between
+      trait and expression;
+    - noise SD :math:`\sigma_g \sim U(\text{noise\_sd\_range})`.
 
-    So a purity gene that is not causal is associated with the trait only through
-    :math:`\pi` (marginal correlation :math:`\approx a_g\sqrt{\rho}/\mathrm{sd}(x_g)`), while
-    a causal gene is associated with the trait's purity-independent part :math:`\eta` too.
-    Purity is *not* given to the methods: it is the hidden confounder that a kinship matrix
-    built from expression should capture.
+    A purity gene that is not causal (a *confounded* gene) is associated with the trait only
+    through :math:`\pi` (marginal correlation :math:`\approx a_g\sqrt{\rho}/\mathrm{sd}(x_g)`);
+    a causal gene is also associated with the purity-independent part :math:`\eta`. Purity
+    is *not* given to the methods: it is the hidden confounder that a kinship matrix built
+    from expression should capture.
+
+    Why the measurement noise :math:`\nu`: causal genes carry :math:`t` into any kinship
+    matrix built from all genes. Without :math:`\nu` the trait lies almost entirely in the
+    span of that matrix, REML puts :math:`h^2` at its boundary (1) and the LMM tests become
+    conservative. Measured traits (copy-number scores, clinical variables) are noisy, and a
+    noise share :math:`m > 0` keeps the simulation in the regime seen on real cohorts.
 
     Parameters
     ----------
@@ -165,13 +174,16 @@ def confounded_cohort(
     n_causal
         Number of genes on which the trait acts.
     purity_trait_r2
-        :math:`\rho`, fraction of the trait's variance due to purity, in [0, 1].
+        :math:`\rho`, fraction of the trait's variance due to purity.
+    trait_noise_r2
+        :math:`m`, fraction of the trait's variance that is measurement noise (not seen by any
+        gene); :math:`\rho + m \le 1`.
     purity_loading
         :math:`\ell`, typical absolute purity loading (in units of the expression scale).
     factor_variance
         :math:`v_F`, expected variance each gene gets from the other factors.
     causal_effect
-        :math:`|\theta_g|` for causal genes (the trait has variance about 1).
+        :math:`|\theta_g|` for causal genes (the trait has variance 1).
     noise_sd_range
         Range of the per-gene noise SD :math:`\sigma_g`.
     purity_beta

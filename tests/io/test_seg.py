@@ -315,6 +315,7 @@ GOOD = "s1\t1\t1000\t2000\t10\t0.5\n"
         ("s1\t1\t2000\t1000\t10\t0.5\n", 2, r"end \(1000\) is before start \(2000\)"),
         (GOOD + "s1\t1\t1500\t3000\t10\t0.5\n", 2, r"lines? 2 and line 3 overlap"),
         (GOOD + "s2\t1\t1\t5\t1\t0\n" + GOOD, 2, r"line 2 and line 4 overlap"),
+        ("s1\t1\t5\t5\t1\t0.5\n" * 2, 2, r"line 2 and line 3 overlap"),  # duplicate 1-base
         (GOOD + "s1\t2\t1\t50\t3\tabc\n", 3, r"'abc', not a number"),
         (GOOD + "s1\t2\t1\t50\t3\t0,5\n", 3, r"decimal separator"),
         (GOOD + "s1\t2\t1\t50\t3\t-Inf\n", 3, r"infinite"),

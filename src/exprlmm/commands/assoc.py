@@ -1,9 +1,228 @@
-"""``exprlmm assoc``: SLR and LMM association scan."""
+"""``exprlmm assoc``: SLR and LMM association of every gene with a trait."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
+from exprlmm.pipeline import AssocSettings, null_model_note, run_assoc, write_assoc
 
-@click.command()
-def assoc() -> None:
-    """Association scan (under construction)."""
-    raise click.UsageError("not implemented yet")
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+
+
+@click.command(context_settings={"max_content_width": 100})
+@click.option(
+    "--expression",
+    "-e",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Expression matrix: TSV/CSV (optionally .gz), parquet, .h5ad or GCT; genes in "
+    "rows or columns (detected by matching IDs to the sample sheet).",
+)
+@click.option(
+    "--samples",
+    "-s",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Sample sheet (TSV/CSV) with the trait and covariates; IDs in --sample-column.",
+)
+@click.option(
+    "--trait",
+    "-t",
+    required=True,
+    help="Column (of the sample sheet or of --scores) tested against each gene, e.g. icna.",
+)
+@click.option(
+    "--scores",
+    type=click.Path(dir_okay=False),
+    help="Optional per-sample table joined by sample ID, e.g. the output of `exprlmm icna`.",
+)
+@click.option(
+    "--covariates",
+    "-c",
+    default=None,
+    help="Comma-separated fixed covariates (numeric, or categorical → dummy columns), "
+    "e.g. purity,age.",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["slr", "lmm", "both"]),
+    default="both",
+    show_default=True,
+    help="slr: ordinary least squares; lmm: linear mixed model with kinship K; both: one "
+    "table with a `model` column.",
+)
+@click.option(
+    "--reml/--ml",
+    "reml",
+    default=True,
+    show_default=True,
+    help="Estimate the variance components by REML (default) or ML.",
+)
+@click.option(
+    "--delta",
+    default="null",
+    show_default=True,
+    help="null: δ = σe²/σg² fitted once on the null model and shared by all genes (PyLMM, "
+    "FaST-LMM; best calibrated on confounded data); refit: each gene's own optimum; or a "
+    "positive number.",
+)
+@click.option(
+    "--leave-out",
+    type=click.Choice(["none", "gene"]),
+    default="none",
+    show_default=True,
+    help="gene: remove each tested gene from its own kinship (exact rank-one update).",
+)
+@click.option(
+    "--test",
+    type=click.Choice(["wald", "lrt"]),
+    default="wald",
+    show_default=True,
+    help="Wald t test with N − q df (as PyLMM) or likelihood-ratio test (χ², 1 df; ML fits).",
+)
+@click.option(
+    "--kinship-genes",
+    type=click.Path(dir_okay=False),
+    help="File of gene IDs (one per line) that build K; default all genes.",
+)
+@click.option(
+    "--kinship-exclude",
+    type=click.Path(dir_okay=False),
+    help="File of gene IDs left out of K (e.g. purity-associated genes, as Yao et al.).",
+)
+@click.option(
+    "--no-standardize",
+    is_flag=True,
+    help="Report beta per unit of expression instead of per standard deviation (ddof=0).",
+)
+@click.option(
+    "--sample-column", default=None, help="Sample-ID column of the sheet (default: first)."
+)
+@click.option(
+    "--orientation",
+    type=click.Choice(["auto", "genes-rows", "genes-columns"]),
+    default="auto",
+    show_default=True,
+    help="Layout of the expression matrix.",
+)
+@click.option(
+    "--gene-column",
+    default=None,
+    help="Column (genes-in-rows files) holding gene IDs (default: first).",
+)
+@click.option(
+    "--barcode-length",
+    type=int,
+    default=15,
+    show_default=True,
+    help="TCGA barcodes are matched on this many leading characters (15 = sample level).",
+)
+@click.option(
+    "--log2p1", is_flag=True, help="Transform expression as log2(x + 1) (un-logged RSEM)."
+)
+@click.option(
+    "--missing",
+    type=click.Choice(["drop-gene", "drop-sample", "error"]),
+    default="drop-gene",
+    show_default=True,
+    help="What to do with NaN/inf expression values.",
+)
+@click.option(
+    "--duplicates",
+    type=click.Choice(["first", "mean", "error"]),
+    default="first",
+    show_default=True,
+    help="Duplicate gene IDs: keep the first, average, or stop.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="BLAS threads (1 is safest on shared machines; OpenBLAS oversubscription is slow).",
+)
+@click.option("--chunk-size", type=int, default=None, help="Genes per block (bounded memory).")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Result table (.tsv, .csv, optionally .gz, or .parquet); a run record "
+    "<output>.run.json is written beside it.",
+)
+def assoc(**options) -> None:
+    """Test every gene's expression against a trait by SLR and/or LMM.
+
+    \b
+    Example (TCGA cohort, ICNA from `exprlmm icna`):
+      exprlmm assoc -e expr.tsv.gz -s samples.tsv --scores icna.tsv -t icna \\
+                    --model both -o results.tsv
+
+    The LMM is y = b0 + covariates + b1·gene + u + e, u ~ N(0, σg² K), K = Z Zᵀ / n_genes
+    from the per-gene standardised expression.
+    """
+    settings = AssocSettings(
+        expression=options["expression"],
+        samples=options["samples"],
+        trait=options["trait"],
+        scores=options["scores"],
+        covariates=_split(options["covariates"]),
+        model=options["model"],
+        method="reml" if options["reml"] else "ml",
+        delta=options["delta"],
+        leave_out=options["leave_out"],
+        test=options["test"],
+        kinship_genes=options["kinship_genes"],
+        kinship_exclude=options["kinship_exclude"],
+        standardize=not options["no_standardize"],
+        sample_column=options["sample_column"],
+        orientation=options["orientation"],
+        gene_column=options["gene_column"],
+        barcode_length=options["barcode_length"],
+        log2p1=options["log2p1"],
+        missing=options["missing"],
+        duplicates=options["duplicates"],
+        threads=options["threads"],
+        chunk_size=options["chunk_size"],
+    )
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=None, unit="gene", desc="LMM scan", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        result = run_assoc(settings, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    for line in result.cohort.report.summary_lines():
+        click.echo(line, err=True)
+    note = null_model_note(result.null_model)
+    if result.null_model is not None:
+        nm = result.null_model
+        click.echo(
+            f"LMM null model ({nm.method.upper()}): h² = {nm.h2:.4f}, δ = {nm.delta:.4g}, "
+            f"K from {result.n_kinship_genes} genes",
+            err=True,
+        )
+    if note:
+        click.echo(f"note: {note}", err=True)
+    record = write_assoc(result, options["output"])
+    table = result.table
+    for model, part in table.groupby("model") if "model" in table else [("", table)]:
+        hits = int((part["padj"] < 0.05).sum())
+        label = f"{model.upper()}: " if model else ""
+        click.echo(f"{label}{hits} of {len(part)} genes at BH-adjusted p < 0.05", err=True)
+    click.echo(f"wrote {Path(options['output'])} and {record}", err=True)

@@ -1,1 +1,26 @@
-"""Pre-ranked gene-set enrichment analysis."""
+"""Pre-ranked gene-set enrichment analysis (Broad-faithful statistics, fast null, tail p-values).
+
+Entry point: `prerank`. Modules: `enrichment` (ES), `null` (fast-mode permutation null),
+`stats` (NES, p, FDR, FWER), `multilevel` (tail p-values), `qvalue` (q without q = 0),
+`broad` + `javarandom` (``mode="broad"``: GSEA 4.x's random stream).
+"""
+
+from exprlmm.gsea.engine import (
+    COLUMNS,
+    GseaResult,
+    GseaSettings,
+    prepare_ranking,
+    prepare_sets,
+    prerank,
+    rename_columns,
+)
+
+__all__ = [
+    "COLUMNS",
+    "GseaResult",
+    "GseaSettings",
+    "prepare_ranking",
+    "prepare_sets",
+    "prerank",
+    "rename_columns",
+]

@@ -125,7 +125,7 @@ class GseaSettings:
     mode: Literal["fast", "broad"] = "fast"
     tail: Literal["multilevel", "none"] = "multilevel"
     tail_sample_size: int = 101
-    tail_eps: float = 1e-50
+    tail_eps: float = 1e-10
     tail_moves: float = 1.0
     q_extrapolation: Literal["none", "loess"] = "none"
     memory_limit_mb: float = 512.0
@@ -171,6 +171,7 @@ class PreparedSets:
     positions: list[NDArray[np.int64]]
     n_original: int
     n_removed_genes: int
+    member_order: list[NDArray[np.int64]] = field(default_factory=list)
 
     @property
     def sizes(self) -> NDArray[np.int64]:
@@ -218,6 +219,7 @@ def prepare_sets(
     exempt = set(exempt_sets)
     names: list[str] = []
     positions: list[NDArray[np.int64]] = []
+    in_order: list[NDArray[np.int64]] = []
     n_removed = 0
     any_overlap = False
     for name, genes in gene_sets.items():
@@ -226,11 +228,13 @@ def prepare_sets(
             kept = [g for g in members if g not in remove]
             n_removed += len(members) - len(kept)
             members = kept
-        pos = np.array(sorted(index[g] for g in members if g in index), dtype=np.int64)
+        listed = np.array([index[g] for g in members if g in index], dtype=np.int64)
+        pos = np.sort(listed)
         any_overlap |= pos.size > 0
         if min_size <= pos.size <= max_size:
             names.append(str(name))
             positions.append(pos)
+            in_order.append(listed)
     if not any_overlap:
         raise UserInputError(
             "no gene of any gene set is in the ranking; check that both use the same gene "
@@ -241,7 +245,7 @@ def prepare_sets(
             f"no gene set has between {min_size} and {max_size} genes in the ranking; "
             "lower --min-size or raise --max-size"
         )
-    return PreparedSets(names, positions, len(gene_sets), n_removed)
+    return PreparedSets(names, positions, len(gene_sets), n_removed, in_order)
 
 
 def _fast_null(
@@ -399,7 +403,9 @@ def prerank(
     return GseaResult(table=table, settings=st, ranking=rl, hits=hits, record=record)
 
 
-def rename_columns(table: pd.DataFrame, style: Literal["exprlmm", "gseapy", "fgsea"]) -> pd.DataFrame:
+def rename_columns(
+    table: pd.DataFrame, style: Literal["exprlmm", "gseapy", "fgsea"]
+) -> pd.DataFrame:
     """Rename result columns to gseapy's or fgsea's names (others keep exprlmm names)."""
     if style == "exprlmm":
         return table

@@ -54,9 +54,10 @@ def _var_per_level(a: float, b: float) -> float:
 def multilevel_error(pvalue: float, sample_size: int) -> float:
     """fgsea's expected log2 error of a multilevel estimate of ``pvalue``."""
     levels = math.floor(-math.log2(pvalue) + 1)
-    return math.sqrt(
-        levels * (polygamma(1, (sample_size + 1) / 2) - polygamma(1, sample_size + 1))
-    ) / _LN2
+    return (
+        math.sqrt(levels * (polygamma(1, (sample_size + 1) / 2) - polygamma(1, sample_size + 1)))
+        / _LN2
+    )
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def tail_pvalues(
     n_beyond: NDArray[np.integer],
     n_same_sign: NDArray[np.integer],
     sample_size: int = 101,
-    eps: float = 1e-50,
+    eps: float = 1e-10,
     seed: int = 0,
     moves: float = 1.0,
 ) -> TailPvalues:

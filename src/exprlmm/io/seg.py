@@ -395,8 +395,7 @@ def _parse_chromosomes(raw: np.ndarray) -> tuple[np.ndarray, _Problem | None]:
     chrom = np.array([mapping[c] or "" for c in raw], dtype=object)
     if not unknown:
         return chrom, None
-    i = _first(np.isin(raw, list(unknown)))
-    assert i is not None
+    i = int(np.flatnonzero(np.isin(raw, list(unknown)))[0])
     more = f" (and {len(unknown) - 1} more unknown names)" if len(unknown) > 1 else ""
     why = (
         f"unknown chromosome {raw[i]!r}{more}; expected 1-22, X (or 23), Y (or 24), M/MT, "
@@ -479,7 +478,7 @@ def read_seg(path: str | os.PathLike[str], *, value_column: str | None = None) -
     if "sample" not in columns:
         if len(set(sm_tags)) == 1:
             sample_from_tag = sm_tags[0]
-            notes.append(f"sample = {sample_from_tag!r} from the @RG SM: header tag")
+            logger.info("%s: sample %r from the @RG SM: header tag", source, sample_from_tag)
         else:
             raise UserInputError(
                 f"{source}: no sample column (columns are: {', '.join(header)}) and no single "
@@ -493,8 +492,8 @@ def read_seg(path: str | os.PathLike[str], *, value_column: str | None = None) -
             "rename the header (e.g. ID, chrom, loc.start, loc.end, num.mark, seg.mean)"
             + (" or name the value column with --value-column" if "value" in missing else "")
         )
-    for note in notes:
-        logger.info("%s: %s", source, note)
+    for note in notes:  # a column chosen by position may be the wrong one: say so
+        logger.warning("%s: header not recognised, %s", source, note)
 
     data_lines: list[str] = []
     data_numbers: list[int] = []

@@ -45,7 +45,8 @@ def acc(shared: Path) -> None:
     values = expr[samples]
     unnamed = list(np.flatnonzero(expr["gene_symbol"] == "?")[:3])
     slc = list(np.flatnonzero(expr["gene_symbol"] == "SLC35E2"))
-    zero = list(np.flatnonzero((values == 0).all(axis=1))[:2])
+    named = (expr["gene_symbol"] != "?").to_numpy()
+    zero = list(np.flatnonzero((values == 0).all(axis=1).to_numpy() & named)[:2])
     varying = np.flatnonzero((values > 1).all(axis=1))
     picked = list(varying[:: len(varying) // 20][:20])
     rows = sorted(set(unnamed + slc + zero + picked))
@@ -92,7 +93,7 @@ def others(shared: Path) -> None:
     rat = shared / "rat_liver_toxicity_mixomics"
     lines = _lines(rat / "rat_liver_tox_expression_samples_x_probes.tsv.gz")
     (HERE / "rat_expression_samples_x_probes.tsv").write_text(
-        _cut(lines, list(range(7)), list(range(7)))
+        _cut(lines, list(range(7)), list(range(11)))
     )
     lines = _lines(rat / "rat_liver_tox_samples_clinical.tsv")
     (HERE / "rat_samples.tsv").write_text(_cut(lines, list(range(7)), [0, 3, 4, 5]))

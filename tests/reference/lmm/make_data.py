@@ -89,7 +89,7 @@ def main() -> None:
 
     with open(OUT / "expression.tsv", "w") as fh:
         fh.write("sample\t" + "\t".join(genes) + "\n")
-        for s, row in zip(samples, expr):
+        for s, row in zip(samples, expr, strict=True):
             fh.write(s + "\t" + "\t".join(repr(float(v)) for v in row) + "\n")
 
     with open(OUT / "samples.tsv", "w") as fh:
@@ -107,8 +107,8 @@ def main() -> None:
     k = kinship(parsed)
     with open(OUT / "kinship.tsv", "w") as fh:
         fh.write("sample\t" + "\t".join(samples) + "\n")
-        for s, row in zip(samples, k):
-            fh.write(s + "\t" + "\t".join("%.17g" % v for v in row) + "\n")
+        for s, row in zip(samples, k, strict=True):
+            fh.write(s + "\t" + "\t".join(f"{v:.17g}" for v in row) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,242 @@
+"""`exprlmm assoc` end to end: files in, table + run record out, user errors exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from exprlmm.assoc import lmm_scan, slr_scan
+from exprlmm.cli import cli
+
+
+@pytest.fixture
+def cohort_files(tmp_path):
+    rng = np.random.default_rng(7)
+    n, g = 36, 40
+    latent = rng.normal(size=(n, 2))
+    expr = latent @ rng.normal(size=(2, g)) + rng.normal(size=(n, g))
+    ids = [f"S{i:02d}" for i in range(n)]
+    genes = [f"G{k}" for k in range(g)]
+    frame = pd.DataFrame(expr.T, index=pd.Index(genes, name="gene"), columns=ids)
+    frame.to_csv(tmp_path / "expr.tsv", sep="\t", float_format="%.17g")
+    sheet = pd.DataFrame(
+        {
+            "sample": ids,
+            "trait": latent[:, 0] + rng.normal(size=n),
+            "purity": rng.uniform(0.3, 0.9, n),
+            "batch": rng.choice(["a", "b", "c"], n),
+            "word": ["x"] * n,
+        }
+    )
+    sheet.to_csv(tmp_path / "samples.tsv", sep="\t", index=False, float_format="%.17g")
+    return tmp_path, frame.T, sheet
+
+
+def _run(args):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_both_models_one_table_matches_the_api(cohort_files):
+    path, expr, sheet = cohort_files
+    out = path / "res.tsv"
+    result = _run(
+        [
+            "assoc",
+            "-e",
+            str(path / "expr.tsv"),
+            "-s",
+            str(path / "samples.tsv"),
+            "-t",
+            "trait",
+            "-c",
+            "purity",
+            "-o",
+            str(out),
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns) == [
+        "model",
+        "gene",
+        "beta",
+        "se",
+        "stat",
+        "df",
+        "pvalue",
+        "padj",
+        "h2",
+        "delta",
+    ]
+    cov = sheet[["purity"]].to_numpy()
+    slr = slr_scan(expr, sheet.trait, covariates=cov)
+    lmm = lmm_scan(expr, sheet.trait, covariates=cov)
+    got_slr = table[table.model == "slr"].reset_index(drop=True)
+    got_lmm = table[table.model == "lmm"].reset_index(drop=True)
+    assert np.allclose(got_slr.pvalue, slr.pvalue, rtol=1e-8)
+    # null δ is only defined to ~1e-7 (flat REML optimum): compare −log10 p at 1e-6
+    assert np.allclose(np.log10(got_lmm.pvalue), np.log10(lmm.pvalue), atol=1e-6)
+    assert np.allclose(got_lmm.h2, lmm.h2, rtol=1e-6)
+    record = json.loads((path / "res.tsv.run.json").read_text())
+    assert record["settings"]["delta"] == "null"
+    assert len(record["inputs"]["expression"]["sha256"]) == 64
+    assert record["design"]["fixed_effects"] == ["intercept", "purity", "gene"]
+    assert record["null_model"]["h2"] == pytest.approx(lmm.h2[0])
+
+
+def test_categorical_covariate_becomes_dummies(cohort_files):
+    path, expr, sheet = cohort_files
+    out = path / "res.tsv"
+    result = _run(
+        [
+            "assoc",
+            "-e",
+            str(path / "expr.tsv"),
+            "-s",
+            str(path / "samples.tsv"),
+            "-t",
+            "trait",
+            "-c",
+            "batch",
+            "--model",
+            "slr",
+            "-o",
+            str(out),
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    dummies = pd.get_dummies(sheet.batch, drop_first=True).to_numpy(dtype=float)
+    expected = slr_scan(expr, sheet.trait, covariates=dummies)
+    table = pd.read_csv(out, sep="\t")
+    assert np.allclose(table.pvalue, expected.pvalue, rtol=1e-8)
+    assert "model" not in table
+
+
+def test_kinship_exclude_changes_k(cohort_files):
+    path, expr, sheet = cohort_files
+    (path / "drop.txt").write_text("gene\nG0\nG1\nG2\n")
+    out = path / "res.tsv"
+    result = _run(
+        [
+            "assoc",
+            "-e",
+            str(path / "expr.tsv"),
+            "-s",
+            str(path / "samples.tsv"),
+            "-t",
+            "trait",
+            "--model",
+            "lmm",
+            "--kinship-exclude",
+            str(path / "drop.txt"),
+            "-o",
+            str(out),
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    mask = ~expr.columns.isin(["G0", "G1", "G2"])
+    from exprlmm.kinship import eigensystem_from_expression
+
+    eig = eigensystem_from_expression(expr.to_numpy()[:, mask])
+    expected = lmm_scan(expr, sheet.trait, eigensystem=eig)
+    table = pd.read_csv(out, sep="\t")
+    assert np.allclose(np.log10(table.pvalue), np.log10(expected.pvalue), atol=1e-6)
+    record = json.loads((path / "res.tsv.run.json").read_text())
+    assert record["kinship"]["n_kinship_genes"] == 37
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-t", "nonexistent"], "nonexistent"),
+        (["-t", "word"], "word"),
+        (["-t", "trait", "-c", "purity,purity2"], "purity2"),
+        (["-t", "trait", "--delta", "-3"], "positive"),
+        (["-t", "trait", "--delta", "often"], "null"),
+        (["-t", "trait", "--kinship-genes", "MISSING_FILE"], "MISSING_FILE"),
+    ],
+)
+def test_user_errors_exit_2_without_output(cohort_files, extra, message):
+    path, _, _ = cohort_files
+    out = path / "res.tsv"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "assoc",
+            "-e",
+            str(path / "expr.tsv"),
+            "-s",
+            str(path / "samples.tsv"),
+            *extra,
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+    assert not list(path.glob(".res.tsv*"))
+
+
+def test_collinear_covariates_are_a_user_error(cohort_files):
+    path, _, sheet = cohort_files
+    sheet.assign(purity2=2 * sheet.purity).to_csv(path / "samples.tsv", sep="\t", index=False)
+    out = path / "res.tsv"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "assoc",
+            "-e",
+            str(path / "expr.tsv"),
+            "-s",
+            str(path / "samples.tsv"),
+            "-t",
+            "trait",
+            "-c",
+            "purity,purity2",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "collinear" in result.output
+    assert not out.exists()
+
+
+def test_no_overlapping_samples_is_a_user_error(cohort_files):
+    path, _, sheet = cohort_files
+    sheet.assign(sample=[f"X{i}" for i in range(len(sheet))]).to_csv(
+        path / "samples.tsv", sep="\t", index=False
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "assoc",
+            "-e",
+            str(path / "expr.tsv"),
+            "-s",
+            str(path / "samples.tsv"),
+            "-t",
+            "trait",
+            "-o",
+            str(path / "res.tsv"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "samples.tsv" in result.output or "expr.tsv" in result.output
+
+
+def test_python_m_entry_point_shows_help():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "exprlmm", "assoc", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert "--kinship-exclude" in done.stdout
