@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+DEMO_DATA := examples/data/tcga_acc
+DEMO_OUT  := demo_output
+
 demo: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python examples/acc_demo.py --out demo_output
+	$(BIN)/exprlmm icna $(DEMO_DATA)/ACC_snp6_nocnv_hg19.seg -o $(DEMO_OUT)/icna.tsv
+	$(BIN)/exprlmm assoc --expression $(DEMO_DATA)/ACC_rnaseqv2_rsem_genes_normalized.tsv.gz \
+		--samples $(DEMO_DATA)/ACC_samples.tsv --scores $(DEMO_OUT)/icna.tsv --trait icna \
+		--log2p1 --model both -o $(DEMO_OUT)/results.tsv
+	$(BIN)/python examples/summarize_demo.py $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -43,10 +43,11 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from exprlmm.commands import assoc, icna
+    from exprlmm.commands import assoc, gsea, icna
 
     cli.add_command(icna.icna)
     cli.add_command(assoc.assoc)
+    cli.add_command(gsea.gsea)
 
 
 _register()

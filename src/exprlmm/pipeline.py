@@ -26,7 +26,7 @@ from exprlmm.io.cohort import Cohort, load_cohort
 from exprlmm.io.record import describe_input, run_record_path, write_run_record
 from exprlmm.io.samples import read_sample_sheet, to_numeric_or_none
 from exprlmm.io.tables import read_gene_list, write_table
-from exprlmm.kinship import eigensystem_from_expression, standardize
+from exprlmm.kinship import eigensystem_from_expression
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def run_assoc(
                 t0 = time.perf_counter()
                 mask, kinship_info = _kinship_mask(settings, expression.columns)
                 values = expression.to_numpy(dtype=np.float64)
-                eig = eigensystem_from_expression(standardize(values[:, mask]), standardized=True)
+                eig = eigensystem_from_expression(values if mask.all() else values[:, mask])
                 timings["kinship_s"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 lmm = lmm_scan(

@@ -149,6 +149,13 @@ def _messy(kind: str) -> str:
             if i % 50 == 0:
                 out += ["", "# a comment", "   "]
         return "\n".join(out) + "\n"
+    if kind == "whitespace_only_lines":  # no '#' anywhere: exercises the fast path's checks
+        out = [header]
+        for i, line in enumerate(body):
+            out.append(line)
+            if i % 40 == 0:
+                out.append("   " if i % 80 else "\t\t\t\t\t")
+        return "\n".join(out) + "\n\n\n"
     if kind == "quotes":
         return "\n".join(
             '"' + '"\t"'.join(line.split("\t")) + '"' if i % 2 else line
@@ -186,6 +193,7 @@ def _messy(kind: str) -> str:
         "crlf",
         "cr",
         "comments_and_blank_lines",
+        "whitespace_only_lines",
         "quotes",
         "chr_prefix",
         "repeated_header",

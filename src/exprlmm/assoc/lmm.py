@@ -595,8 +595,7 @@ def lmm_scan(
         usable = in_kinship & ~constant
         if not usable.any():
             raise ValueError("no non-constant genes left to build the kinship")
-        z_k = (matrix[:, usable] - mean[usable]) / sd_safe[usable]
-        eigensystem = eigensystem_from_expression(z_k, standardized=True)
+        eigensystem = eigensystem_from_expression(matrix if usable.all() else matrix[:, usable])
         in_kinship = usable
     elif eigensystem.n_samples != n:
         raise ValueError(f"eigensystem is for {eigensystem.n_samples} samples, expression has {n}")

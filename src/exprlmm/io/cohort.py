@@ -37,6 +37,7 @@ from exprlmm.errors import UserInputError
 from exprlmm.io.expression import ExpressionFormat, Orientation, read_expression_data
 from exprlmm.io.samples import (
     explain_no_overlap,
+    is_tcga_barcode,
     match_ids,
     preview,
     read_sample_sheet,
@@ -166,8 +167,12 @@ class CohortReport:
                 else ""
             ),
             f"sample sheet: {Path(self.samples_path).name}: {self.n_sheet_samples} samples "
-            f"(ID column {self.sample_column!r}; TCGA barcodes matched at "
-            f"{self.barcode_length} characters)",
+            f"(ID column {self.sample_column!r}"
+            + (
+                f"; TCGA barcodes matched at {self.barcode_length} characters)"
+                if any(is_tcga_barcode(e) for _, e in self.expression_ids)
+                else ")"
+            ),
         ]
         if self.scores_path is not None:
             lines.append(

@@ -214,6 +214,27 @@ def _split_line(line: str, delimiter: str | None) -> list[str]:
     return [field.strip() for field in row]
 
 
+def _data_lines(
+    all_lines: list[str], header_index: int, header_line: str
+) -> tuple[list[str], list[int], int, int]:
+    """Data lines after the header, their 1-based numbers, #comments and repeated headers."""
+    lines: list[str] = []
+    numbers: list[int] = []
+    n_comments = n_repeated = 0
+    for i in range(header_index + 1, len(all_lines)):
+        stripped = all_lines[i].strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            n_comments += 1
+        elif stripped == header_line:
+            n_repeated += 1
+        else:
+            lines.append(all_lines[i])
+            numbers.append(i + 1)
+    return lines, numbers, n_comments, n_repeated
+
+
 def _string_table(
     lines: list[str], delimiter: str | None, n_fields: int, numbers: list[int], source: str
 ) -> list[list[str]]:
@@ -239,24 +260,36 @@ def _string_table(
     return rows
 
 
+def _separators_per_line_ok(body: str, delimiter: str, n_lines: int, n_fields: int) -> bool:
+    """True when each of the ``n_lines`` lines of ``body`` has ``n_fields - 1`` separators."""
+    raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+    line_ends = np.append(np.flatnonzero(raw == ord("\n")), raw.size)
+    if line_ends.size != n_lines:
+        return False
+    separators = np.flatnonzero(raw == ord(delimiter))
+    per_line = np.diff(np.searchsorted(separators, line_ends), prepend=0)
+    return bool((per_line == n_fields - 1).all())
+
+
 def _fast_table(
-    lines: list[str], delimiter: str | None, n_fields: int, columns: dict[str, int]
+    body: str, n_lines: int, delimiter: str | None, n_fields: int, columns: dict[str, int]
 ) -> pd.DataFrame | None:
     """Parse clean files with pandas' C parser; None when the careful path is needed.
 
-    Clean means: a single-character separator, no quotes, every line with the header's
-    number of separators, numbers where numbers belong. Anything else returns None and
-    the line-by-line path finds and names the problem.
+    ``body`` is the data lines joined by newlines. Clean means: a one-character
+    separator, no quotes, every line with the header's number of separators, numbers
+    where numbers belong. Anything else returns None and the line-by-line path finds
+    and names the problem.
     """
-    if delimiter is None or any('"' in line for line in lines):
+    if delimiter is None or '"' in body:
         return None
-    if not all(line.count(delimiter) == n_fields - 1 for line in lines):
+    if not _separators_per_line_ok(body, delimiter, n_lines, n_fields):
         return None
     numeric = {columns[f] for f in ("start", "end", "value", "num_mark") if f in columns}
     na_tokens = sorted({t for t in _NA_TOKENS} | {t.upper() for t in _NA_TOKENS} | {"NaN", "Na"})
     try:
         table = pd.read_csv(
-            io.StringIO("\n".join(lines)),
+            io.StringIO(body),
             sep=delimiter,
             header=None,
             names=range(n_fields),
@@ -271,7 +304,7 @@ def _fast_table(
         )
     except (ValueError, pd.errors.ParserError):
         return None
-    if len(table) != len(lines):
+    if len(table) != n_lines:
         return None
     with np.errstate(invalid="ignore"):
         for field in ("start", "end", "num_mark"):
@@ -495,31 +528,48 @@ def read_seg(path: str | os.PathLike[str], *, value_column: str | None = None) -
     for note in notes:  # a column chosen by position may be the wrong one: say so
         logger.warning("%s: header not recognised, %s", source, note)
 
-    data_lines: list[str] = []
-    data_numbers: list[int] = []
-    n_repeated = 0
-    for i in range(header_index + 1, len(all_lines)):
-        stripped = all_lines[i].strip()
-        if not stripped:
-            continue
-        if stripped.startswith("#"):
-            n_comments += 1
-            continue
-        if stripped == header_line:
-            n_repeated += 1
-            continue
-        data_lines.append(all_lines[i])
-        data_numbers.append(i + 1)
+    body_lines = all_lines[header_index + 1 :]
+    while body_lines and not body_lines[-1].strip():
+        body_lines.pop()
+    body = "\n".join(body_lines)
+    # The common case, checked on the whole text at once: nothing to skip. (A line of
+    # spaces slips through here but fails the separator count in _fast_table.)
+    shortcut = bool(
+        body
+        and body_lines[0].strip()
+        and "#" not in body
+        and "\n\n" not in body
+        and header_line not in body
+    )
+    if shortcut:
+        data_lines = body_lines
+        data_numbers = list(range(header_index + 2, header_index + 2 + len(body_lines)))
+        n_repeated = 0
+    else:
+        data_lines, data_numbers, n_skipped, n_repeated = _data_lines(
+            all_lines, header_index, header_line
+        )
+        n_comments += n_skipped
+        body = "\n".join(data_lines)
     if not data_lines:
         raise UserInputError(f"{source}: header found on line {header_no} but no segments")
     lines = np.asarray(data_numbers, dtype=np.int64)
     n_rows = len(data_lines)
     problems: list[_Problem] = []
-    fast = _fast_table(data_lines, delimiter, len(header), columns)
+    fast = _fast_table(body, n_rows, delimiter, len(header), columns)
+    if fast is None and shortcut:
+        data_lines, data_numbers, n_skipped, n_repeated = _data_lines(
+            all_lines, header_index, header_line
+        )
+        n_comments += n_skipped
+        lines = np.asarray(data_numbers, dtype=np.int64)
+        n_rows = len(data_lines)
     if fast is not None:
 
         def text(field: str) -> np.ndarray:
-            return fast[columns[field]].str.strip().to_numpy(dtype=object)
+            # strip the distinct values only (few samples and chromosomes, many rows)
+            codes, uniques = pd.factorize(fast[columns[field]].to_numpy(dtype=object))
+            return np.array([u.strip() for u in uniques], dtype=object)[codes]
 
         def numbers(field: str) -> np.ndarray:
             return fast[columns[field]].to_numpy(dtype=np.float64)

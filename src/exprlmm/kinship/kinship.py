@@ -54,19 +54,29 @@ def standardize(expression, *, ddof: int = 0):
     return centred / sd
 
 
-def kinship_from_expression(expression, *, standardized: bool = False):
-    r"""Kinship :math:`K = Z Z^\top / G` from an ``N × G`` expression matrix.
+def kinship_from_expression(expression, *, standardized: bool = False, chunk_size: int = 4096):
+    r"""Kinship :math:`K = Z Z^\top / G = \sum_{\text{blocks } b} Z_b Z_b^\top / G`.
+
+    Accumulated over blocks of genes, so no standardised copy of the whole matrix is held.
 
     Parameters
     ----------
     expression
-        Samples × genes. Only the genes that should build ``K`` (select columns first,
+        Samples × genes: only the genes that should build ``K`` (select columns first,
         e.g. without purity-associated genes).
     standardized
         ``True`` if ``expression`` is already per-gene standardised (``ddof = 0``).
+    chunk_size
+        Genes per block.
     """
-    z = expression if standardized else standardize(expression)
-    return (z @ z.T) / z.shape[1]
+    xp = array_namespace(expression)
+    n, g = expression.shape
+    kinship = xp.zeros((n, n), dtype=expression.dtype)
+    for start in range(0, g, chunk_size):
+        block = expression[:, start : start + chunk_size]
+        z = block if standardized else standardize(block)
+        kinship += z @ z.T
+    return kinship / g
 
 
 @dataclass(frozen=True)
