@@ -125,7 +125,7 @@ def test_bh_adjust_matches_definition() -> None:
     q = bh_adjust(p)
     assert np.isnan(q[2])
     assert q[0] == pytest.approx(0.04)
-    assert q[3] == pytest.approx(0.04 * 1)  # min(0.03*4/2, 0.04*4/3)
+    assert q[3] == pytest.approx(0.04 * 4 / 3)  # min(0.03*4/2, 0.04*4/3)
     assert q[4] == pytest.approx(0.2)
 
 

@@ -437,3 +437,11 @@ def test_gct_gene_column_can_be_annotation(tmp_path):
     assert data.matrix.columns[0] == "100130426"
     assert data.annotation_columns == ("id",)
     assert data.orientation_source == "format"
+
+
+def test_explicit_format_fixes_the_delimiter(tmp_path):
+    path = tmp_path / "expr.dat"
+    path.write_text("gene\tS1\tS2\ng1\t1\t2\ng2\t3\t4\ng3\t5\t6\n")
+    assert read_expression(path, fmt="tsv").shape == (2, 3)
+    with pytest.raises(UserInputError, match="looks tab-separated"):
+        read_expression(path, fmt="csv")

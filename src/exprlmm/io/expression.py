@@ -383,9 +383,10 @@ def _from_table(
 
 
 def _read_text_table(
-    path: Path, fmt: ExpressionFormat, sep: str | None, gene_column: str | int | None
+    path: Path, fmt: ExpressionFormat | None, sep: str | None, gene_column: str | int | None
 ) -> tuple[list[str], pd.DataFrame]:
-    if sep is None and base_suffix(path) not in (".tsv", ".tab", ".csv", ".txt"):
+    """Delimited text; an explicit ``fmt`` ("tsv"/"csv") fixes the delimiter unless ``sep``."""
+    if sep is None and fmt is not None:
         sep = "," if fmt == "csv" else "\t"
     label = gene_column if gene_column is not None else 0
     return read_delimited(path, sep=sep, what="expression file", text_columns=[label])
@@ -618,7 +619,7 @@ def read_expression_data(
             # the Name/id column and the row annotations; the label column is skipped anyway
             extra_annot += [c for c in [header[0], *gct_annot] if c not in extra_annot]
         else:
-            header, frame = _read_text_table(p, form, sep, gene_column)
+            header, frame = _read_text_table(p, fmt, sep, gene_column)
         unit = "row" if form == "parquet" else "line"
 
         def row_name(k: int) -> str:
