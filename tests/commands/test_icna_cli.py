@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import re
@@ -224,3 +225,14 @@ def test_help_documents_the_options():
         "--tumor-only / --no-tumor-only",
     ):
         assert option in result.output
+
+
+def test_gzip_output_and_refusal_to_overwrite_the_input(tmp_path):
+    out = tmp_path / "icna.tsv.gz"
+    assert _run(ACC, "-o", out).exit_code == 0
+    assert gzip.decompress(out.read_bytes()).decode().startswith("sample\ticna\tfga\tn_segments\n")
+    copy = tmp_path / "copy.seg"
+    copy.write_bytes(ACC.read_bytes())
+    result = CliRunner().invoke(cli, ["icna", str(copy), "-o", str(copy)])
+    assert result.exit_code == 2 and "would overwrite the input" in result.output
+    assert copy.read_bytes() == ACC.read_bytes()

@@ -86,7 +86,9 @@ def test_agrees_with_plain_loop_at_10000_permutations() -> None:
     ours = res.table.set_index("term").loc[ref.index]
     rho = spearmanr(ours["nes"], ref["nes"]).statistic
     assert rho >= 0.999
-    sel = (ref["fdr"] > 0) & (ref["fdr"] < 0.25)
+    # q below ~0.01 rests on a handful of null exceedances among ~2e5 null NES, so its ratio
+    # is permutation noise; compare where the estimate has counts behind it.
+    sel = (ref["fdr"] > 0.01) & (ref["fdr"] < 0.25)
     assert sel.sum() >= 3
     ratio = ours.loc[sel, "fdr"] / ref.loc[sel, "fdr"]
     assert ratio.between(0.9, 1.1).all(), ratio

@@ -350,6 +350,7 @@ def test_no_gene_left(tmp_path):
         ("sheet_missing", "ignore"),
         ("orientation", "rows"),
         ("min_samples", 0),
+        ("barcode_length", 10),
     ],
 )
 def test_invalid_options(option, value):

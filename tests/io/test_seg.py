@@ -418,6 +418,8 @@ def test_validate_segments_on_a_table_without_line_numbers():
         validate_segments(table)
     with pytest.raises(UserInputError, match=r"row 0: chromosome 'chr1'"):
         validate_segments(table.assign(chrom=["chr1", "1"]))
+    with pytest.raises(UserInputError, match=r"row 1: sample ID is missing"):
+        validate_segments(table.assign(sample=["a", None], chrom=["1", "2"]))
     validate_segments(table.assign(chrom=["1", "2"]))  # different chromosomes: fine
     validate_segments(table.assign(sample=["a", "b"]))  # different samples: fine
 

@@ -318,57 +318,99 @@ class _Design:
     pyy: np.ndarray  # (m,)
 
 
-def _gene_products(comp: _Components, design: _Design, z: np.ndarray):
-    """Per-component products of a standardised gene block ``z`` (N × g) with X, itself, y."""
-    u = np.asarray(comp.eig.vectors)
-    rz = u.T @ z
-    rx, ry = u.T @ design.x, u.T @ design.y
-    pxz = rx[:, :, None] * rz[:, None, :]  # (r, c, g)
-    pzz = rz * rz
-    pzy = ry[:, None] * rz
-    if comp.eig.is_low_rank:
-        pxz = np.concatenate([pxz, (design.x.T @ z - rx.T @ rz)[None]], axis=0)
-        pzz = np.concatenate([pzz, (np.einsum("ig,ig->g", z, z) - pzz.sum(axis=0))[None]], axis=0)
-        pzy = np.concatenate([pzy, (design.y @ z - ry @ rz)[None]], axis=0)
-    return pxz, pzz, pzy
+@dataclass(frozen=True)
+class _RotatedBlock:
+    """A standardised gene block rotated once: ``z̃ = Uᵀz`` and ``z̃²``, plus complement terms.
+
+    For a low-rank ``K`` the complement of ``U`` contributes ``aᵀz − ãᵀz̃`` for each
+    product (``a`` = a column of X, z itself, or y), weighted by ``1/(s₀ + δ)``.
+    """
+
+    rz: np.ndarray  # (r, g)
+    rz2: np.ndarray  # (r, g)
+    rx: np.ndarray  # (r, c)
+    ry: np.ndarray  # (r,)
+    rest_xz: np.ndarray | None  # (c, g)
+    rest_zz: np.ndarray | None  # (g,)
+    rest_zy: np.ndarray | None  # (g,)
+
+    @classmethod
+    def rotate(cls, comp: _Components, design: _Design, z: np.ndarray) -> _RotatedBlock:
+        u = np.asarray(comp.eig.vectors)
+        rz = u.T @ z
+        rz2 = rz * rz
+        rx, ry = u.T @ design.x, u.T @ design.y
+        rest = (None, None, None)
+        if comp.eig.is_low_rank:
+            rest = (
+                design.x.T @ z - rx.T @ rz,
+                np.einsum("ig,ig->g", z, z) - rz2.sum(axis=0),
+                design.y @ z - ry @ rz,
+            )
+        return cls(rz, rz2, rx, ry, *rest)
 
 
-def _sums_on_grid(comp, design, pxz, pzz, pzy, delta_grid) -> _Sums:
+def _sums_on_grid(comp: _Components, design: _Design, block: _RotatedBlock, delta_grid) -> _Sums:
     """All sums at a grid of δ by matrix products; leading shape ``(D, g)``."""
     w = comp.weights(delta_grid)  # (D, m)
-    m, c, g = pxz.shape
+    r = block.rz.shape[0]
+    wr = w[:, :r]
+    c = block.rx.shape[1]
+    xz = np.stack([(wr * block.rx[:, j]) @ block.rz for j in range(c)], axis=-1)  # (D, g, c)
+    zz = wr @ block.rz2
+    zy = (wr * block.ry) @ block.rz
+    if block.rest_zz is not None:
+        w0 = w[:, r][:, None]
+        xz = xz + w0[:, :, None] * block.rest_xz.T[None]
+        zz = zz + w0 * block.rest_zz
+        zy = zy + w0 * block.rest_zy
     return _Sums(
         xx=np.einsum("dm,mij->dij", w, design.pxx)[:, None],
         xy=(w @ design.pxy)[:, None],
         yy=(w @ design.pyy)[:, None],
         logdet=comp.logdet(delta_grid)[:, None],
-        xz=(w @ pxz.reshape(m, c * g)).reshape(-1, c, g).transpose(0, 2, 1),
-        zz=w @ pzz,
-        zy=w @ pzy,
+        xz=xz,
+        zz=zz,
+        zy=zy,
     )
 
 
-def _sums_per_gene(comp, design, pxz, pzz, pzy, delta) -> _Sums:
-    """All sums at one δ per gene (elementwise over components); leading shape ``(g,)``."""
+def _sums_per_gene(
+    comp: _Components, design: _Design, block: _RotatedBlock, delta, logdet
+) -> _Sums:
+    """All sums at one δ per gene (elementwise over components); leading shape ``(g,)``.
+
+    ``logdet`` (``log|K + δI|`` per gene) is passed in: it does not depend on the gene's data.
+    """
     w = 1.0 / (comp.values[:, None] + delta[None, :])  # (m, g)
+    r = block.rz.shape[0]
+    wz = w[:r] * block.rz
+    xz = (block.rx.T @ wz).T
+    zz = np.einsum("rg,rg->g", w[:r], block.rz2)
+    zy = block.ry @ wz
+    if block.rest_zz is not None:
+        w0 = w[r]
+        xz = xz + w0[:, None] * block.rest_xz.T
+        zz = zz + w0 * block.rest_zz
+        zy = zy + w0 * block.rest_zy
     return _Sums(
         xx=np.einsum("mg,mij->gij", w, design.pxx),
-        xy=np.einsum("mg,mi->gi", w, design.pxy),
+        xy=w.T @ design.pxy,
         yy=w.T @ design.pyy,
-        logdet=comp.logdet(delta),
-        xz=np.einsum("mg,mig->gi", w, pxz),
-        zz=np.einsum("mg,mg->g", w, pzz),
-        zy=np.einsum("mg,mg->g", w, pzy),
+        logdet=logdet,
+        xz=xz,
+        zz=zz,
+        zy=zy,
     )
 
 
-def _refit_block(comp, design, pxz, pzz, pzy, const, method, bounds, n_nodes):
+def _refit_block(comp, design, block, const, method, bounds, n_nodes):
     """Per-gene optimum of log δ' for one block; returns (log δ', statistics at it)."""
     lo, hi = bounds
     nodes, to_coef = _chebyshev_nodes(n_nodes, lo, hi)
-    grid = _sums_on_grid(comp, design, pxz, pzz, pzy, np.exp(nodes))
+    grid = _sums_on_grid(comp, design, block, np.exp(nodes))
     objective = _statistics(grid, const, method)["loglik"]  # (n_nodes, g)
-    g = pzz.shape[1]
+    g = block.rz.shape[1]
     best = np.argmax(np.where(np.isfinite(objective), objective, -np.inf), axis=0)
     best_value = objective[best, np.arange(g)]
     # nodes are in decreasing order; neighbours bracket the optimum (interval ends at the edges)
@@ -403,13 +445,17 @@ def _refit_block(comp, design, pxz, pzz, pzy, const, method, bounds, n_nodes):
         value = _statistics(sums, const, method)["loglik"]
         return np.where(np.isfinite(value), value, -np.inf)
 
+    def exact_at(t: np.ndarray) -> dict[str, np.ndarray]:
+        logdet = _chebyshev_basis((2.0 * t - (lo + hi)) / (hi - lo), n_nodes).T @ coef.logdet
+        return _statistics(_sums_per_gene(comp, design, block, np.exp(t), logdet), const, method)
+
     t = _golden_section_max(interpolated, lower, upper)
-    exact = _statistics(_sums_per_gene(comp, design, pxz, pzz, pzy, np.exp(t)), const, method)
+    exact = exact_at(t)
     # keep the best exact node if the refined point is (numerically) worse
     worse = ~(exact["loglik"] >= best_value - 1e-12 * np.abs(best_value))
     if np.any(worse):
         t = np.where(worse, nodes[best], t)
-        exact = _statistics(_sums_per_gene(comp, design, pxz, pzz, pzy, np.exp(t)), const, method)
+        exact = exact_at(t)
     return t, exact
 
 
@@ -642,10 +688,8 @@ def lmm_scan(
         with np.errstate(divide="ignore", invalid="ignore"):
             const = _Constants(n, x.shape[1], logdet_xtx, logdet_xtx + np.log(ftf_schur), leave[sl])
         if delta == "refit":
-            pxz, pzz, pzy = _gene_products(comp, design, z)
-            log_dp, st = _refit_block(
-                comp, design, pxz, pzz, pzy, const, method, log_delta_bounds, n_nodes
-            )
+            block = _RotatedBlock.rotate(comp, design, z)
+            log_dp, st = _refit_block(comp, design, block, const, method, log_delta_bounds, n_nodes)
             delta_used = np.exp(log_dp) / shrink[sl]
         else:
             delta_used = np.full(sl.stop - sl.start, base_delta)

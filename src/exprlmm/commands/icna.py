@@ -36,8 +36,8 @@ def _run_record_path(output: Path) -> Path:
     "--output",
     required=True,
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Output TSV (columns: sample icna fga n_segments); a run record is written "
-    "next to it as <output>.run.json.",
+    help="Output TSV (columns: sample icna fga n_segments; gzip-compressed if the name "
+    "ends in .gz); a run record is written next to it as <output>.run.json.",
 )
 @click.option(
     "--value",
@@ -108,6 +108,8 @@ def icna(
         exclude_chromosomes=tuple(p for p in exclude_chromosomes.split(",") if p.strip()),
         fga_threshold=fga_threshold,
     )
+    if output.exists() and seg.exists() and output.resolve() == seg.resolve():
+        raise UserInputError(f"{output}: the output would overwrite the input; choose another -o")
     segments = read_seg(seg, value_column=value_column)
     ids = pd.unique(segments["sample"].to_numpy())
     n_samples_read = len(ids)
@@ -159,7 +161,13 @@ def icna(
     }
 
     with atomic_path(output) as tmp:
-        scores.to_csv(tmp, sep="\t", na_rep="NA", lineterminator="\n")
+        scores.to_csv(
+            tmp,
+            sep="\t",
+            na_rep="NA",
+            lineterminator="\n",
+            compression="gzip" if output.name.endswith(".gz") else None,
+        )
     record = {
         "command": "exprlmm icna",
         "exprlmm_version": __version__,

@@ -36,6 +36,7 @@ import pandas as pd
 from exprlmm.errors import UserInputError
 from exprlmm.io.expression import ExpressionFormat, Orientation, read_expression_data
 from exprlmm.io.samples import (
+    check_barcode_length,
     explain_no_overlap,
     is_tcga_barcode,
     match_ids,
@@ -482,6 +483,7 @@ def load_cohort(
     _check_choice(missing, MissingPolicy, "missing")
     _check_choice(duplicates, DuplicatePolicy, "duplicates")
     _check_choice(sheet_missing, SheetMissingPolicy, "sheet_missing")
+    check_barcode_length(barcode_length)
     if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
         raise UserInputError(f"min_samples must be a positive integer, got {min_samples!r}")
     required = list(dict.fromkeys(str(c) for c in required_columns))
@@ -584,11 +586,12 @@ def load_cohort(
             )
         first = ~pd.Index(gene_ids).duplicated(keep="first")
         if duplicates == "mean":
+            # mean over the columns of each ID; factorize numbers IDs by first occurrence,
+            # so the columns come out in the same order as with ``first``
             codes, uniques = pd.factorize(gene_ids)
-            sums = np.zeros((x.shape[0], len(uniques)))
-            np.add.at(sums.T, codes, x.T)
-            x_first = sums / np.bincount(codes)[None, :]
-            x = x_first  # columns follow the order of first occurrence, as ``first`` below
+            sums = np.zeros((len(uniques), x.shape[0]))
+            np.add.at(sums, codes, x.T)
+            x = (sums / np.bincount(codes)[:, None]).T
         else:
             x = x[:, first]
         n_dup_removed = int((~first).sum())

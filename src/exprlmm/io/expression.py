@@ -47,6 +47,7 @@ from exprlmm.errors import UserInputError
 from exprlmm.io.samples import (
     NA_TOKENS,
     base_suffix,
+    check_barcode_length,
     check_file,
     column_position,
     duplicate_names,
@@ -588,6 +589,7 @@ def read_expression_data(
         IDs, ambiguous orientation, malformed GCT.
     """
     _check_orientation(orientation)
+    check_barcode_length(barcode_length)
     p = check_file(path, "expression file")
     form = _infer_format(p, fmt)
     keys = _key_set(list(sample_ids) if sample_ids is not None else None, barcode_length)

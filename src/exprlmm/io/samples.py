@@ -106,7 +106,8 @@ def sample_key(sample_id: object, *, barcode_length: int = 15) -> str:
     return text.upper().replace(".", "-").replace("_", "-")[:barcode_length]
 
 
-def _check_barcode_length(barcode_length: int) -> None:
+def check_barcode_length(barcode_length: int) -> None:
+    """Raise UserInputError unless ``barcode_length`` is an integer in 12..28."""
     if isinstance(barcode_length, bool) or not isinstance(barcode_length, (int, np.integer)):
         raise UserInputError(
             f"barcode_length must be an integer between 12 and 28, got {barcode_length!r}"
@@ -206,7 +207,7 @@ def match_ids(
         If two IDs of the same table have the same key (e.g. two aliquots of one
         sample); the message names both.
     """
-    _check_barcode_length(barcode_length)
+    check_barcode_length(barcode_length)
     ids = [str(i) for i in ids]
     sheet_ids = [str(i) for i in sheet_ids]
     keys = _keys_or_raise(ids, barcode_length, names[0])

@@ -183,11 +183,13 @@ def _read_text(path: Path) -> tuple[str, str]:
             raw = lzma.decompress(raw)
     except (OSError, EOFError, lzma.LZMAError) as err:
         raise UserInputError(
-            f"{path}: cannot decompress ({err}); the file is truncated or corrupt, download it again"
+            f"{path}: cannot decompress ({err}); the file is truncated or corrupt, "
+            "download it again"
         ) from None
     if raw[:4] == b"PK\x03\x04":
         raise UserInputError(
-            f"{path}: is a ZIP/Excel file, not a text .seg; unzip it or save the sheet as tab-separated text"
+            f"{path}: is a ZIP/Excel file, not a text .seg; unzip it or save the sheet "
+            "as tab-separated text"
         )
     if b"\x00" in raw[:4096]:
         raise UserInputError(f"{path}: is a binary file, not a text .seg file")
@@ -339,7 +341,8 @@ def _choose_columns(
         matches = [i for i, h in enumerate(header) if h.lower() == wanted]
         if not matches:
             raise UserInputError(
-                f"{source}: value column {value_column!r} not found; columns are: {', '.join(header)}"
+                f"{source}: value column {value_column!r} not found; "
+                f"columns are: {', '.join(header)}"
             )
         columns["value"] = matches[0]
     # IGV reads .seg files by position; do the same for unrecognised 5-6 column headers.
@@ -689,6 +692,12 @@ def validate_segments(segments: pd.DataFrame) -> None:
         )
     if segments.empty:
         return
+    no_sample = np.flatnonzero(segments["sample"].isna().to_numpy())
+    if no_sample.size:
+        raise UserInputError(
+            f"{source}, {_where(segments, int(no_sample[0]))}: sample ID is missing; "
+            "every segment needs a sample"
+        )
     chrom = segments["chrom"].astype(str).to_numpy()
     chrom_codes, chrom_names = pd.factorize(chrom)
     known_names = np.isin(np.asarray(chrom_names, dtype=object), list(CHROMOSOMES))

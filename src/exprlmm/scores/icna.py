@@ -40,6 +40,7 @@ from exprlmm.io.seg import CHROMOSOMES, normalize_chromosome, validate_segments
 
 __all__ = [
     "ICNA_COLUMNS",
+    "NEVER_SCORED",
     "IcnaSettings",
     "ValueScale",
     "icna_scores",
