@@ -24,6 +24,7 @@ def test_vectorised_states_equal_scalar_stream() -> None:
 
 def _next_int_literal(r: JavaRandom, bound: int) -> int:
     """Java's nextInt(bound) with explicit 32-bit int overflow."""
+
     def to_int(x: int) -> int:
         x &= 0xFFFFFFFF
         return x - (1 << 32) if x >= 1 << 31 else x

@@ -53,8 +53,12 @@ def test_q_from_tails_finite_and_ordered(ours: pd.DataFrame) -> None:
 def test_simple_estimate_kept_when_as_accurate() -> None:
     w = np.linspace(3, 0.01, 500)
     tp = tail_pvalues(
-        w, np.array([0.3]), np.array([20]), n_perm=1000,
-        n_beyond=np.array([200]), n_same_sign=np.array([500]),
+        w,
+        np.array([0.3]),
+        np.array([20]),
+        n_perm=1000,
+        n_beyond=np.array([200]),
+        n_same_sign=np.array([500]),
     )
     assert not tp.used_multilevel[0]
     assert tp.pvalue[0] == pytest.approx(201 / 501)

@@ -20,8 +20,12 @@ def _toy(seed: int = 11) -> tuple[pd.Series, dict[str, list[str]]]:
     sets: dict[str, list[str]] = {}
     for j in range(14):
         sets[f"R{j}"] = list(rng.choice(genes, size=int(rng.integers(15, 45)), replace=False))
-    for j, (lo, hi) in enumerate([(0, 200), (0, 300), (400, 600), (300, 600), (0, 250), (350, 600)]):
-        sets[f"E{j}"] = list(rng.choice(order[lo:hi], size=int(rng.integers(15, 40)), replace=False))
+    for j, (lo, hi) in enumerate(
+        [(0, 200), (0, 300), (400, 600), (300, 600), (0, 250), (350, 600)]
+    ):
+        sets[f"E{j}"] = list(
+            rng.choice(order[lo:hi], size=int(rng.integers(15, 40)), replace=False)
+        )
     return scores, sets
 
 

@@ -6,26 +6,40 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from exprlmm._xp import namespace
+
 RESULT_COLUMNS = ["gene", "beta", "se", "stat", "df", "pvalue", "padj"]
 
 
-def as_matrix(expression, gene_names=None) -> tuple[np.ndarray, list[str]]:
-    """Return ``(N × G float64 array, gene names)`` from an array or a samples × genes DataFrame."""
+def as_matrix(expression, gene_names=None) -> tuple[object, list[str]]:
+    """Return ``(N × G float64 array, gene names)`` from an array or a samples × genes DataFrame.
+
+    DataFrames and array-likes become numpy arrays; arrays of another array-API backend
+    (torch, cupy, …) are kept on their device.
+    """
     if isinstance(expression, pd.DataFrame):
         names = [str(g) for g in expression.columns] if gene_names is None else list(gene_names)
         matrix = expression.to_numpy(dtype=np.float64)
-    else:
+    elif isinstance(expression, np.ndarray) or not hasattr(expression, "__array_namespace__"):
         matrix = np.asarray(expression, dtype=np.float64)
         if matrix.ndim == 1:
             matrix = matrix[:, None]
+        names = None
+    else:
+        matrix = expression
+        names = None
+    xp = namespace(matrix)
+    if matrix.ndim != 2:
+        raise ValueError(f"expression must be 2-D (samples × genes), got {matrix.ndim}-D")
+    if matrix.dtype != xp.float64:
+        matrix = xp.astype(matrix, xp.float64)
+    if names is None:
         names = (
             [f"gene{k}" for k in range(matrix.shape[1])] if gene_names is None else list(gene_names)
         )
-    if matrix.ndim != 2:
-        raise ValueError(f"expression must be 2-D (samples × genes), got {matrix.ndim}-D")
     if len(names) != matrix.shape[1]:
         raise ValueError(f"{len(names)} gene names for {matrix.shape[1]} genes")
-    if not np.all(np.isfinite(matrix)):
+    if not bool(xp.all(xp.isfinite(matrix))):
         raise ValueError("expression contains NaN or infinite values; filter them first")
     return matrix, names
 

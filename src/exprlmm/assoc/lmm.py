@@ -33,6 +33,11 @@ those of the full ``K`` at :math:`\delta' = \delta (G-1)/G`, and changes only th
 variance of :math:`\hat\beta_k`: :math:`\widehat{se}^2 = \hat\sigma'^2(1/S'_k - 1/G)`
 (Sherman–Morrison); the ML likelihood gains :math:`-\tfrac12\log(1 - z_k^\top H'^{-1}z_k/G)`.
 No extra eigendecomposition is needed.
+
+The heavy arithmetic is written against the array API: a numpy (default), torch, cupy or
+array-api-strict expression matrix keeps its backend through the kinship, the rotation,
+the δ grid and the refinement; only the null model's scalar optimisation and the p-value
+tails run on the host.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
 
+from exprlmm._xp import errstate, is_numpy_namespace, namespace, to_numpy
 from exprlmm.assoc._common import (
     as_matrix,
     benjamini_hochberg,
@@ -62,47 +68,55 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Components:
-    """Spectrum of ``K`` as weights' poles: ``values`` (m,), multiplicities ``mult`` (m,).
+    """Spectrum of ``K`` as the poles of the weights ``1/(s_i + δ)``.
 
-    For a low-rank eigensystem the last component is the complement of ``U`` (eigenvalue
-    ``min_eigenvalue``, multiplicity ``N − r``).
+    ``values`` (m,) and multiplicities ``mult`` (m,): for a low-rank eigensystem the last
+    component is the complement of ``U`` (eigenvalue ``min_eigenvalue``, multiplicity
+    ``N − r``). Arrays live in the namespace ``xp``.
     """
 
-    values: np.ndarray
-    mult: np.ndarray
-    eig: Eigensystem
+    values: object
+    mult: object
+    vectors: object
+    low_rank: bool
+    xp: object
 
     @classmethod
-    def from_eigensystem(cls, eig: Eigensystem) -> _Components:
-        values = np.asarray(eig.values, dtype=np.float64)
-        mult = np.ones_like(values)
+    def from_eigensystem(cls, eig: Eigensystem, xp) -> _Components:
+        values = xp.asarray(eig.values, dtype=xp.float64)
+        vectors = xp.asarray(eig.vectors, dtype=xp.float64)
+        mult = xp.ones_like(values)
         if eig.is_low_rank:
-            values = np.append(values, eig.min_eigenvalue)
-            mult = np.append(mult, float(eig.complement_size))
-        return cls(values, mult, eig)
+            values = xp.concat([values, xp.asarray([eig.min_eigenvalue], dtype=xp.float64)])
+            mult = xp.concat([mult, xp.asarray([float(eig.complement_size)], dtype=xp.float64)])
+        return cls(values, mult, vectors, eig.is_low_rank, xp)
 
-    def weights(self, delta: np.ndarray) -> np.ndarray:
+    def on_host(self) -> _Components:
+        """The same spectrum as numpy arrays (for the scalar null-model fit)."""
+        return _Components(
+            to_numpy(self.values), to_numpy(self.mult), to_numpy(self.vectors), self.low_rank, np
+        )
+
+    def weights(self, delta):
         """``(len(delta), m)`` matrix of ``1/(s_i + δ)``."""
-        return 1.0 / (self.values[None, :] + np.asarray(delta, dtype=np.float64)[:, None])
+        return 1.0 / (self.values[None, :] + delta[:, None])
 
-    def logdet(self, delta: np.ndarray) -> np.ndarray:
+    def logdet(self, delta):
         r""":math:`\log|K + \delta I| = \sum_i m_i \log(s_i + \delta)` for each δ."""
-        delta = np.asarray(delta, dtype=np.float64)
-        return np.log(self.values[None, :] + delta[:, None]) @ self.mult
+        return self.xp.log(self.values[None, :] + delta[:, None]) @ self.mult
 
-    def products(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def products(self, a, b):
         r"""Per-component products of two sets of vectors.
 
-        ``a`` is ``N × p`` and ``b`` is ``N × g``; returns ``m × p × g`` (or squeezed
-        shapes) with rows :math:`\tilde a_i \tilde b_i` (``ã = Uᵀa``) and, for a low-rank
-        ``K``, a last row :math:`a^\top b - \sum_i \tilde a_i \tilde b_i` (the complement).
+        ``a`` is ``N × p`` and ``b`` is ``N × g``; returns ``m × p × g`` with rows
+        :math:`\tilde a_i \tilde b_i` (``ã = Uᵀa``) and, for a low-rank ``K``, a last row
+        :math:`a^\top b - \sum_i \tilde a_i \tilde b_i` (the complement).
         """
-        u = np.asarray(self.eig.vectors)
-        ra, rb = u.T @ a, u.T @ b
+        ra, rb = self.vectors.T @ a, self.vectors.T @ b
         prod = ra[:, :, None] * rb[:, None, :]
-        if self.eig.is_low_rank:
-            rest = a.T @ b - np.einsum("ip,ig->pg", ra, rb)
-            prod = np.concatenate([prod, rest[None]], axis=0)
+        if self.low_rank:
+            rest = a.T @ b - ra.T @ rb
+            prod = self.xp.concat([prod, rest[None, ...]], axis=0)
         return prod
 
 
@@ -113,13 +127,13 @@ class _Components:
 class _Sums:
     """Weighted inner products at one δ per leading index (``...`` broadcast to genes)."""
 
-    xx: np.ndarray  # (..., c, c)  Xᵀ H⁻¹ X
-    xy: np.ndarray  # (..., c)     Xᵀ H⁻¹ y
-    yy: np.ndarray  # (...)        yᵀ H⁻¹ y
-    logdet: np.ndarray  # (...)    log |H|
-    xz: np.ndarray  # (..., c)     Xᵀ H⁻¹ z
-    zz: np.ndarray  # (...)        zᵀ H⁻¹ z
-    zy: np.ndarray  # (...)        zᵀ H⁻¹ y
+    xx: object  # (..., c, c)  Xᵀ H⁻¹ X
+    xy: object  # (..., c)     Xᵀ H⁻¹ y
+    yy: object  # (...)        yᵀ H⁻¹ y
+    logdet: object  # (...)    log |H|
+    xz: object  # (..., c)     Xᵀ H⁻¹ z
+    zz: object  # (...)        zᵀ H⁻¹ z
+    zy: object  # (...)        zᵀ H⁻¹ y
 
 
 @dataclass(frozen=True)
@@ -128,35 +142,42 @@ class _Constants:
 
     n: int
     c: int
-    logdet_xtx: float  # log |XᵀX|
-    logdet_ftf: np.ndarray  # (G,) log |FᵀF| with F = [X, z_k]
-    inv_n_kinship_genes: np.ndarray  # (G,) 1/G_K for genes inside K under leave-out, else 0
+    logdet_ftf: object  # (g,) log |FᵀF| with F = [X, z_k]
+    inv_n_kinship_genes: object  # (g,) 1/G_K for genes inside K under leave-out, else 0
+
+    def subset(self, xp, selected) -> _Constants:
+        index = xp.nonzero(selected)[0]
+        return _Constants(
+            self.n,
+            self.c,
+            xp.take(self.logdet_ftf, index),
+            xp.take(self.inv_n_kinship_genes, index),
+        )
 
 
-def _statistics(sums: _Sums, const: _Constants, method: str) -> dict[str, np.ndarray]:
+def _statistics(sums: _Sums, const: _Constants, method: str, xp) -> dict:
     """GLS estimate, Wald SE, RSS and profile log-likelihoods for every (δ, gene)."""
-    a_inv = np.linalg.inv(sums.xx)
-    a_inv_xz = np.einsum("...ij,...j->...i", a_inv, sums.xz)
-    a_inv_xy = np.einsum("...ij,...j->...i", a_inv, sums.xy)
-    schur = sums.zz - np.einsum("...i,...i->...", sums.xz, a_inv_xz)
-    e = sums.zy - np.einsum("...i,...i->...", a_inv_xz, sums.xy)
-    rss0 = sums.yy - np.einsum("...i,...i->...", sums.xy, a_inv_xy)
+    a_inv = xp.linalg.inv(sums.xx)
+    a_inv_xz = (a_inv @ sums.xz[..., None])[..., 0]
+    a_inv_xy = (a_inv @ sums.xy[..., None])[..., 0]
+    schur = sums.zz - xp.sum(sums.xz * a_inv_xz, axis=-1)
+    e = sums.zy - xp.sum(a_inv_xz * sums.xy, axis=-1)
+    rss0 = sums.yy - xp.sum(sums.xy * a_inv_xy, axis=-1)
     n, q = const.n, const.c + 1
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with errstate(xp):
         beta = e / schur
-        rss = np.maximum(rss0 - e * beta, 1e-300)
+        rss = xp.maximum(rss0 - e * beta, xp.asarray(1e-300, dtype=xp.float64))
         sigma2 = rss / (n - q)
         leave = const.inv_n_kinship_genes
-        se = np.sqrt(sigma2 * (1.0 / schur - leave))
-        loglik_ml = -0.5 * (n * (LOG_2PI + np.log(rss / n)) + sums.logdet + n)
+        se = xp.sqrt(sigma2 * (1.0 / schur - leave))
+        loglik_ml = -0.5 * (n * (LOG_2PI + xp.log(rss / n)) + sums.logdet + n)
         # leave-gene-out: the ML likelihood gains -½ log(1 - zᵀH⁻¹z / G_K); REML is unchanged
-        loglik_ml = loglik_ml - 0.5 * np.log1p(-sums.zz * leave)
+        loglik_ml = loglik_ml - 0.5 * xp.log1p(-sums.zz * leave)
         out = {"beta": beta, "se": se, "rss": rss, "loglik_ml": loglik_ml, "rss0": rss0}
         if method == "reml":
-            logdet_xx = np.linalg.slogdet(sums.xx)[1]
-            logdet_f = logdet_xx + np.log(schur)
+            logdet_f = xp.linalg.slogdet(sums.xx)[1] + xp.log(schur)
             out["loglik"] = -0.5 * (
-                (n - q) * (LOG_2PI + np.log(sigma2))
+                (n - q) * (LOG_2PI + xp.log(sigma2))
                 + sums.logdet
                 + logdet_f
                 - const.logdet_ftf
@@ -168,7 +189,7 @@ def _statistics(sums: _Sums, const: _Constants, method: str) -> dict[str, np.nda
 
 
 # ---------------------------------------------------------------------------------------
-# Null model
+# Null model (host: a scalar optimisation)
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class NullModel:
@@ -238,12 +259,14 @@ def fit_null_model(
 
     The highest grid point (not the first local peak) is refined by bounded Brent
     (``xatol = 1e-10``) between its neighbours; an optimum at a bound is reported in
-    ``at_boundary``.
+    ``at_boundary``. Runs on the host (numpy) whatever the eigensystem's backend.
     """
     if method not in ("reml", "ml"):
         raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
-    comp = _Components.from_eigensystem(eigensystem)
-    y, x = fixed_design(trait, covariates, eigensystem.n_samples)
+    comp = _Components.from_eigensystem(eigensystem, namespace(eigensystem.vectors)).on_host()
+    y, x = fixed_design(
+        to_numpy(trait), None if covariates is None else to_numpy(covariates), eigensystem.n_samples
+    )
     n, c = x.shape
     pxx = comp.products(x, x)
     pxy = comp.products(x, y[:, None])[:, :, 0]
@@ -282,7 +305,7 @@ def fit_null_model(
 
 
 # ---------------------------------------------------------------------------------------
-# The scan
+# Per-gene refit: Chebyshev nodes of log δ, golden section on the interpolant
 # ---------------------------------------------------------------------------------------
 def _chebyshev_nodes(n: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
     """First-kind Chebyshev nodes on ``[lo, hi]`` and the values→coefficients matrix."""
@@ -294,28 +317,24 @@ def _chebyshev_nodes(n: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarr
     return nodes, to_coef
 
 
-def _chebyshev_basis(x: np.ndarray, n: int) -> np.ndarray:
+def _chebyshev_basis(x, n: int, xp=np):
     """``T_0..T_{n-1}`` at ``x`` in [-1, 1]: shape ``(n, len(x))``."""
-    basis = np.empty((n, x.size))
-    basis[0] = 1.0
-    if n > 1:
-        basis[1] = x
+    rows = [xp.ones_like(x), x]
     two_x = 2.0 * x
-    for k in range(2, n):
-        np.multiply(two_x, basis[k - 1], out=basis[k])
-        basis[k] -= basis[k - 2]
-    return basis
+    for _ in range(2, n):
+        rows.append(two_x * rows[-1] - rows[-2])
+    return xp.stack(rows[:n], axis=0)
 
 
 @dataclass(frozen=True)
 class _Design:
-    """The fixed part, rotated once: per-component products of X and y."""
+    """The fixed part: X, y and their per-component products (rotated once)."""
 
-    y: np.ndarray
-    x: np.ndarray
-    pxx: np.ndarray  # (m, c, c)
-    pxy: np.ndarray  # (m, c)
-    pyy: np.ndarray  # (m,)
+    y: object
+    x: object
+    pxx: object  # (m, c, c)
+    pxy: object  # (m, c)
+    pyy: object  # (m,)
 
 
 @dataclass(frozen=True)
@@ -326,25 +345,25 @@ class _RotatedBlock:
     product (``a`` = a column of X, z itself, or y), weighted by ``1/(s₀ + δ)``.
     """
 
-    rz: np.ndarray  # (r, g)
-    rz2: np.ndarray  # (r, g)
-    rx: np.ndarray  # (r, c)
-    ry: np.ndarray  # (r,)
-    rest_xz: np.ndarray | None  # (c, g)
-    rest_zz: np.ndarray | None  # (g,)
-    rest_zy: np.ndarray | None  # (g,)
+    rz: object  # (r, g)
+    rz2: object  # (r, g)
+    rx: object  # (r, c)
+    ry: object  # (r,)
+    rest_xz: object  # (c, g) or None
+    rest_zz: object  # (g,) or None
+    rest_zy: object  # (g,) or None
 
     @classmethod
-    def rotate(cls, comp: _Components, design: _Design, z: np.ndarray) -> _RotatedBlock:
-        u = np.asarray(comp.eig.vectors)
+    def rotate(cls, comp: _Components, design: _Design, z) -> _RotatedBlock:
+        xp, u = comp.xp, comp.vectors
         rz = u.T @ z
         rz2 = rz * rz
         rx, ry = u.T @ design.x, u.T @ design.y
         rest = (None, None, None)
-        if comp.eig.is_low_rank:
+        if comp.low_rank:
             rest = (
                 design.x.T @ z - rx.T @ rz,
-                np.einsum("ig,ig->g", z, z) - rz2.sum(axis=0),
+                xp.sum(z * z, axis=0) - xp.sum(rz2, axis=0),
                 design.y @ z - ry @ rz,
             )
         return cls(rz, rz2, rx, ry, *rest)
@@ -352,21 +371,23 @@ class _RotatedBlock:
 
 def _sums_on_grid(comp: _Components, design: _Design, block: _RotatedBlock, delta_grid) -> _Sums:
     """All sums at a grid of δ by matrix products; leading shape ``(D, g)``."""
+    xp = comp.xp
     w = comp.weights(delta_grid)  # (D, m)
+    d, m = w.shape
     r = block.rz.shape[0]
-    wr = w[:, :r]
     c = block.rx.shape[1]
-    xz = np.stack([(wr * block.rx[:, j]) @ block.rz for j in range(c)], axis=-1)  # (D, g, c)
+    wr = w[:, :r]
+    xz = xp.stack([(wr * block.rx[:, j]) @ block.rz for j in range(c)], axis=-1)  # (D, g, c)
     zz = wr @ block.rz2
     zy = (wr * block.ry) @ block.rz
     if block.rest_zz is not None:
-        w0 = w[:, r][:, None]
-        xz = xz + w0[:, :, None] * block.rest_xz.T[None]
+        w0 = w[:, r:]  # (D, 1)
+        xz = xz + w0[:, :, None] * block.rest_xz.T[None, ...]
         zz = zz + w0 * block.rest_zz
         zy = zy + w0 * block.rest_zy
     return _Sums(
-        xx=np.einsum("dm,mij->dij", w, design.pxx)[:, None],
-        xy=(w @ design.pxy)[:, None],
+        xx=xp.reshape(w @ xp.reshape(design.pxx, (m, c * c)), (d, 1, c, c)),
+        xy=(w @ design.pxy)[:, None, :],
         yy=(w @ design.pyy)[:, None],
         logdet=comp.logdet(delta_grid)[:, None],
         xz=xz,
@@ -382,19 +403,22 @@ def _sums_per_gene(
 
     ``logdet`` (``log|K + δI|`` per gene) is passed in: it does not depend on the gene's data.
     """
+    xp = comp.xp
     w = 1.0 / (comp.values[:, None] + delta[None, :])  # (m, g)
+    m, g = w.shape
     r = block.rz.shape[0]
-    wz = w[:r] * block.rz
+    c = block.rx.shape[1]
+    wz = w[:r, :] * block.rz
     xz = (block.rx.T @ wz).T
-    zz = np.einsum("rg,rg->g", w[:r], block.rz2)
+    zz = xp.sum(w[:r, :] * block.rz2, axis=0)
     zy = block.ry @ wz
     if block.rest_zz is not None:
-        w0 = w[r]
+        w0 = w[r, :]
         xz = xz + w0[:, None] * block.rest_xz.T
         zz = zz + w0 * block.rest_zz
         zy = zy + w0 * block.rest_zy
     return _Sums(
-        xx=np.einsum("mg,mij->gij", w, design.pxx),
+        xx=xp.reshape(w.T @ xp.reshape(design.pxx, (m, c * c)), (g, c, c)),
         xy=w.T @ design.pxy,
         yy=w.T @ design.pyy,
         logdet=logdet,
@@ -406,86 +430,98 @@ def _sums_per_gene(
 
 def _refit_block(comp, design, block, const, method, bounds, n_nodes):
     """Per-gene optimum of log δ' for one block; returns (log δ', statistics at it)."""
+    xp = comp.xp
     lo, hi = bounds
-    nodes, to_coef = _chebyshev_nodes(n_nodes, lo, hi)
-    grid = _sums_on_grid(comp, design, block, np.exp(nodes))
-    objective = _statistics(grid, const, method)["loglik"]  # (n_nodes, g)
-    g = block.rz.shape[1]
-    best = np.argmax(np.where(np.isfinite(objective), objective, -np.inf), axis=0)
-    best_value = objective[best, np.arange(g)]
-    # nodes are in decreasing order; neighbours bracket the optimum (interval ends at the edges)
-    upper = np.where(best > 0, nodes[np.maximum(best - 1, 0)], hi)
-    lower = np.where(best < n_nodes - 1, nodes[np.minimum(best + 1, n_nodes - 1)], lo)
+    nodes_np, to_coef_np = _chebyshev_nodes(n_nodes, lo, hi)
+    nodes = xp.asarray(nodes_np, dtype=xp.float64)
+    to_coef = xp.asarray(to_coef_np, dtype=xp.float64)
+    grid = _sums_on_grid(comp, design, block, xp.exp(nodes))
+    objective = _statistics(grid, const, method, xp)["loglik"]  # (n_nodes, g)
+    objective = xp.where(xp.isfinite(objective), objective, -xp.inf)
+    best = xp.argmax(objective, axis=0)
+    best_value = xp.take_along_axis(objective, best[None, :], axis=0)[0, :]
+    # nodes decrease with the index; neighbours bracket the optimum (interval ends at the edges)
+    upper = xp.where(best > 0, xp.take(nodes, xp.clip(best - 1, 0, None)), hi)
+    lower = xp.where(best < n_nodes - 1, xp.take(nodes, xp.clip(best + 1, None, n_nodes - 1)), lo)
     # interpolate (1 + δ)·S(δ): bounded at both ends, so the relative error is uniform
-    scale = (1.0 + np.exp(nodes))[:, None]
+    scale = 1.0 + xp.exp(nodes)
+    c = block.rx.shape[1]
     coef = _Sums(
-        xx=np.tensordot(to_coef, grid.xx[:, 0] * scale[:, :, None], axes=1),
-        xy=np.tensordot(to_coef, grid.xy[:, 0] * scale, axes=1),
-        yy=to_coef @ (grid.yy[:, 0] * scale[:, 0]),
+        xx=xp.tensordot(to_coef, grid.xx[:, 0, ...] * scale[:, None, None], axes=1),
+        xy=xp.tensordot(to_coef, grid.xy[:, 0, :] * scale[:, None], axes=1),
+        yy=to_coef @ (grid.yy[:, 0] * scale),
         logdet=to_coef @ grid.logdet[:, 0],
-        xz=np.tensordot(to_coef, grid.xz * scale[:, :, None], axes=1),  # (n, g, c)
-        zz=to_coef @ (grid.zz * scale),
-        zy=to_coef @ (grid.zy * scale),
+        xz=xp.tensordot(to_coef, grid.xz * scale[:, None, None], axes=1),  # (n, g, c)
+        zz=to_coef @ (grid.zz * scale[:, None]),
+        zy=to_coef @ (grid.zy * scale[:, None]),
     )
 
-    def interpolated(t: np.ndarray) -> np.ndarray:
-        basis = _chebyshev_basis((2.0 * t - (lo + hi)) / (hi - lo), n_nodes)  # (n, g)
-        c = coef.xy.shape[1]
-        inv_scale = 1.0 / (1.0 + np.exp(t))
+    def basis_at(t):
+        return _chebyshev_basis((2.0 * t - (lo + hi)) / (hi - lo), n_nodes, xp)  # (n, g)
+
+    def interpolated(t):
+        basis = basis_at(t)
+        inv_scale = 1.0 / (1.0 + xp.exp(t))
         sums = _Sums(
-            xx=(basis.T @ coef.xx.reshape(n_nodes, c * c)).reshape(-1, c, c)
+            xx=xp.reshape(basis.T @ xp.reshape(coef.xx, (n_nodes, c * c)), (-1, c, c))
             * inv_scale[:, None, None],
             xy=(basis.T @ coef.xy) * inv_scale[:, None],
             yy=(basis.T @ coef.yy) * inv_scale,
             logdet=basis.T @ coef.logdet,
-            xz=np.einsum("ng,ngi->gi", basis, coef.xz) * inv_scale[:, None],
-            zz=np.einsum("ng,ng->g", basis, coef.zz) * inv_scale,
-            zy=np.einsum("ng,ng->g", basis, coef.zy) * inv_scale,
+            xz=xp.sum(basis[:, :, None] * coef.xz, axis=0) * inv_scale[:, None],
+            zz=xp.sum(basis * coef.zz, axis=0) * inv_scale,
+            zy=xp.sum(basis * coef.zy, axis=0) * inv_scale,
         )
-        value = _statistics(sums, const, method)["loglik"]
-        return np.where(np.isfinite(value), value, -np.inf)
+        value = _statistics(sums, const, method, xp)["loglik"]
+        return xp.where(xp.isfinite(value), value, -xp.inf)
 
-    def exact_at(t: np.ndarray) -> dict[str, np.ndarray]:
-        logdet = _chebyshev_basis((2.0 * t - (lo + hi)) / (hi - lo), n_nodes).T @ coef.logdet
-        return _statistics(_sums_per_gene(comp, design, block, np.exp(t), logdet), const, method)
+    def exact_at(t):
+        logdet = basis_at(t).T @ coef.logdet
+        return _statistics(
+            _sums_per_gene(comp, design, block, xp.exp(t), logdet), const, method, xp
+        )
 
-    t = _golden_section_max(interpolated, lower, upper)
+    t = _golden_section_max(interpolated, lower, upper, xp)
     exact = exact_at(t)
     # keep the best exact node if the refined point is (numerically) worse
-    worse = ~(exact["loglik"] >= best_value - 1e-12 * np.abs(best_value))
-    if np.any(worse):
-        t = np.where(worse, nodes[best], t)
+    worse = ~(exact["loglik"] >= best_value - 1e-12 * xp.abs(best_value))
+    if bool(xp.any(worse)):
+        t = xp.where(worse, xp.take(nodes, best), t)
         exact = exact_at(t)
     return t, exact
 
 
-def _golden_section_max(f, lower: np.ndarray, upper: np.ndarray, iterations: int = 36):
+def _golden_section_max(f, lower, upper, xp=np, iterations: int = 36):
     """Vectorised golden-section maximisation of ``f`` on per-element brackets."""
-    ratio = (np.sqrt(5.0) - 1.0) / 2.0
-    a, b = lower.astype(np.float64).copy(), upper.astype(np.float64).copy()
+    ratio = (5.0**0.5 - 1.0) / 2.0
+    a, b = lower, upper
     c1 = b - ratio * (b - a)
     c2 = a + ratio * (b - a)
     f1, f2 = f(c1), f(c2)
     for _ in range(iterations):
         move_left = f1 >= f2  # the maximum lies in [a, c2]
-        b = np.where(move_left, c2, b)
-        a = np.where(move_left, a, c1)
-        new = np.where(move_left, b - ratio * (b - a), a + ratio * (b - a))
+        b = xp.where(move_left, c2, b)
+        a = xp.where(move_left, a, c1)
+        new = xp.where(move_left, b - ratio * (b - a), a + ratio * (b - a))
         f_new = f(new)
         c2, f2, c1, f1 = (
-            np.where(move_left, c1, new),
-            np.where(move_left, f1, f_new),
-            np.where(move_left, new, c2),
-            np.where(move_left, f_new, f2),
+            xp.where(move_left, c1, new),
+            xp.where(move_left, f1, f_new),
+            xp.where(move_left, new, c2),
+            xp.where(move_left, f_new, f2),
         )
-    candidates = np.stack([a, b, c1, c2])
-    values = np.stack([f(a), f(b), f1, f2])
-    return candidates[np.argmax(values, axis=0), np.arange(a.size)]
+    candidates = xp.stack([a, b, c1, c2])
+    values = xp.stack([f(a), f(b), f1, f2])
+    best = xp.argmax(values, axis=0)
+    return xp.take_along_axis(candidates, best[None, :], axis=0)[0, :]
 
 
+# ---------------------------------------------------------------------------------------
+# Fixed δ: whitening (numpy: Cholesky + triangular solve) or the rotated sums elsewhere
+# ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Whitener:
-    r"""Cholesky factor of ``H = K + δI`` at one δ and the whitened design.
+    r"""Cholesky factor of ``H = K + δI`` at one δ and the whitened design (numpy only).
 
     ``H = U diag(s − s₀) Uᵀ + (s₀ + δ) I`` (``s₀`` the clipped eigenvalue, so a low-rank
     ``U`` is handled too); every weighted sum is then a dot product of whitened vectors
@@ -510,38 +546,60 @@ class _Whitener:
             logdet=float(2.0 * np.log(np.diag(chol)).sum()),
         )
 
+    def sums(self, z: np.ndarray) -> _Sums:
+        wz = linalg.solve_triangular(self.chol, z, lower=True)
+        return _Sums(
+            xx=(self.wx.T @ self.wx)[None],
+            xy=(self.wx.T @ self.wy)[None],
+            yy=np.array([self.wy @ self.wy]),
+            logdet=np.array([self.logdet]),
+            xz=(self.wx.T @ wz).T,
+            zz=np.einsum("ig,ig->g", wz, wz),
+            zy=self.wy @ wz,
+        )
 
-def _fixed_delta_block(whiteners: dict, z, const, method, delta_prime):
-    """Statistics of a gene block at one fixed δ per gene (whitened dot products)."""
+
+def _fixed_delta_block(comp, design, eig, z, const, method, delta_prime, whiteners):
+    """Statistics of a gene block at one fixed δ per gene (at most two distinct values)."""
+    xp = comp.xp
     g = z.shape[1]
     keys = ("beta", "se", "rss", "rss0", "loglik", "loglik_ml")
-    out = {key: np.empty(g) for key in keys}
-    for value in np.unique(delta_prime):
-        sel = delta_prime == value
-        white = whiteners[float(value)]
-        wz = linalg.solve_triangular(white.chol, z[:, sel], lower=True)
-        sums = _Sums(
-            xx=(white.wx.T @ white.wx)[None],
-            xy=(white.wx.T @ white.wy)[None],
-            yy=np.array([white.wy @ white.wy]),
-            logdet=np.array([white.logdet]),
-            xz=(white.wx.T @ wz).T,
-            zz=np.einsum("ig,ig->g", wz, wz),
-            zy=white.wy @ wz,
-        )
-        sub = _Constants(
-            const.n,
-            const.c,
-            const.logdet_xtx,
-            const.logdet_ftf[sel],
-            const.inv_n_kinship_genes[sel],
-        )
-        for key, value_sel in _statistics(sums, sub, method).items():
-            if key in out:
-                out[key][sel] = value_sel
+    values = np.unique(to_numpy(delta_prime))
+    if values.size == 1:
+        selections = [(float(values[0]), None)]
+    else:
+        selections = [(float(v), delta_prime == v) for v in values]
+    out = {key: xp.full(g, xp.nan, dtype=xp.float64) for key in keys}
+    for value, selected in selections:
+        sub_z = z if selected is None else xp.take(z, xp.nonzero(selected)[0], axis=1)
+        sub_const = const if selected is None else const.subset(xp, selected)
+        if is_numpy_namespace(xp):
+            if value not in whiteners:
+                whiteners[value] = _Whitener.at(eig, design, value)
+            sums = whiteners[value].sums(sub_z)
+        else:
+            block = _RotatedBlock.rotate(comp, design, sub_z)
+            deltas = xp.full(sub_z.shape[1], value, dtype=xp.float64)
+            logdet = comp.logdet(xp.asarray([value], dtype=xp.float64))
+            sums = _sums_per_gene(comp, design, block, deltas, logdet)
+        result = _statistics(sums, sub_const, method, xp)
+        if selected is None:
+            out = {key: result[key] for key in keys}
+        else:
+            for key in keys:
+                out[key] = xp.where(selected, _scatter(xp, result[key], selected), out[key])
     return out
 
 
+def _scatter(xp, values, selected):
+    """Place ``values`` (one per True in ``selected``) at those positions; zeros elsewhere."""
+    positions = xp.cumulative_sum(xp.astype(selected, xp.int64)) - 1
+    return xp.take(values, xp.clip(positions, 0, None))
+
+
+# ---------------------------------------------------------------------------------------
+# The scan
+# ---------------------------------------------------------------------------------------
 def lmm_scan(
     expression,
     trait,
@@ -625,23 +683,32 @@ def lmm_scan(
         raise ValueError(f"a fixed delta must be positive, got {delta}")
 
     matrix, names = as_matrix(expression, gene_names)
+    xp = namespace(matrix)
     n, g = matrix.shape
-    y, x = fixed_design(trait, covariates, n)
-    mean = matrix.mean(axis=0)
-    sd = matrix.std(axis=0)
-    constant = ~(sd > 1e-12 * np.maximum(np.abs(mean), 1.0))
-    sd_safe = np.where(constant, 1.0, sd)
+    y_np, x_np = fixed_design(
+        to_numpy(trait), None if covariates is None else to_numpy(covariates), n
+    )
+    y, x = xp.asarray(y_np, dtype=xp.float64), xp.asarray(x_np, dtype=xp.float64)
+    mean = xp.mean(matrix, axis=0)
+    sd = xp.std(matrix, axis=0)
+    constant_np = ~(to_numpy(sd) > 1e-12 * np.maximum(np.abs(to_numpy(mean)), 1.0))
+    sd_safe = xp.where(xp.asarray(constant_np), 1.0, sd)
 
     in_kinship = (
-        np.ones(g, dtype=bool) if kinship_genes is None else np.asarray(kinship_genes, dtype=bool)
+        np.ones(g, dtype=bool)
+        if kinship_genes is None
+        else np.asarray(to_numpy(kinship_genes), dtype=bool)
     )
     if in_kinship.shape != (g,):
         raise ValueError(f"kinship_genes must be a boolean mask of length {g}")
     if eigensystem is None:
-        usable = in_kinship & ~constant
+        usable = in_kinship & ~constant_np
         if not usable.any():
             raise ValueError("no non-constant genes left to build the kinship")
-        eigensystem = eigensystem_from_expression(matrix if usable.all() else matrix[:, usable])
+        kinship_matrix = (
+            matrix if usable.all() else xp.take(matrix, xp.asarray(np.flatnonzero(usable)), axis=1)
+        )
+        eigensystem = eigensystem_from_expression(kinship_matrix)
         in_kinship = usable
     elif eigensystem.n_samples != n:
         raise ValueError(f"eigensystem is for {eigensystem.n_samples} samples, expression has {n}")
@@ -650,11 +717,12 @@ def lmm_scan(
             "leave_out='gene' needs the number of genes that built K (Eigensystem.n_genes ≥ 2)"
         )
     n_k = eigensystem.n_genes
-    leave = np.where(in_kinship, 1.0 / n_k, 0.0) if leave_out == "gene" else np.zeros(g)
+    leave_np = np.where(in_kinship, 1.0 / max(n_k, 1), 0.0) if leave_out == "gene" else np.zeros(g)
     # δ' = δ·(G_K−1)/G_K for genes removed from their own kinship
-    shrink = np.where(leave > 0, (n_k - 1.0) / max(n_k, 1), 1.0)
+    shrink_np = np.where(leave_np > 0, (n_k - 1.0) / max(n_k, 1), 1.0)
+    leave, shrink = xp.asarray(leave_np), xp.asarray(shrink_np)
 
-    comp = _Components.from_eigensystem(eigensystem)
+    comp = _Components.from_eigensystem(eigensystem, xp)
     design = _Design(
         y=y,
         x=x,
@@ -663,64 +731,73 @@ def lmm_scan(
         pyy=comp.products(y[:, None], y[:, None])[:, 0, 0],
     )
     null = fit_null_model(
-        y,
+        y_np,
         eigensystem,
-        covariates=x[:, 1:] if x.shape[1] > 1 else None,
+        covariates=x_np[:, 1:] if x_np.shape[1] > 1 else None,
         method=method,
         log_delta_bounds=log_delta_bounds,
     )
-    xtx = x.T @ x
-    logdet_xtx = float(np.linalg.slogdet(xtx)[1])
-    xtx_inv = np.linalg.inv(xtx)
+    logdet_xtx = float(np.linalg.slogdet(x_np.T @ x_np)[1])
+    xtx_inv = xp.asarray(np.linalg.inv(x_np.T @ x_np))
+    base_delta = null.delta if delta == "null" else (None if delta == "refit" else float(delta))
+    whiteners: dict[float, _Whitener] = {}
+    numpy_eig = eigensystem if is_numpy_namespace(xp) else None
 
-    if delta != "refit":
-        base_delta = null.delta if delta == "null" else float(delta)
-        whiteners = {
-            float(d): _Whitener.at(eigensystem, design, d) for d in np.unique(base_delta * shrink)
-        }
-    chunk = chunk_size or default_chunk_size(n, n_arrays=8 + 2 * x.shape[1])
+    chunk = chunk_size or default_chunk_size(n, n_arrays=8 + 2 * x_np.shape[1])
     out = {key: np.full(g, np.nan) for key in ("beta", "se", "stat", "pvalue", "delta")}
+    df_wald = n - x_np.shape[1] - 1
     for start in range(0, g, chunk):
-        sl = slice(start, min(start + chunk, g))
-        z = (matrix[:, sl] - mean[sl]) / sd_safe[sl]
+        stop = min(start + chunk, g)
+        z = (matrix[:, start:stop] - mean[start:stop]) / sd_safe[start:stop]
         xz = x.T @ z
-        ftf_schur = np.einsum("ig,ig->g", z, z) - np.einsum("cg,cd,dg->g", xz, xtx_inv, xz)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            const = _Constants(n, x.shape[1], logdet_xtx, logdet_xtx + np.log(ftf_schur), leave[sl])
+        ftf_schur = xp.sum(z * z, axis=0) - xp.sum(xz * (xtx_inv @ xz), axis=0)
+        with errstate(xp):
+            const = _Constants(n, x_np.shape[1], logdet_xtx + xp.log(ftf_schur), leave[start:stop])
         if delta == "refit":
             block = _RotatedBlock.rotate(comp, design, z)
             log_dp, st = _refit_block(comp, design, block, const, method, log_delta_bounds, n_nodes)
-            delta_used = np.exp(log_dp) / shrink[sl]
+            delta_used = xp.exp(log_dp) / shrink[start:stop]
         else:
-            delta_used = np.full(sl.stop - sl.start, base_delta)
-            st = _fixed_delta_block(whiteners, z, const, method, delta_used * shrink[sl])
+            delta_used = xp.full(stop - start, base_delta, dtype=xp.float64)
+            st = _fixed_delta_block(
+                comp,
+                design,
+                numpy_eig,
+                z,
+                const,
+                method,
+                delta_used * shrink[start:stop],
+                whiteners,
+            )
+        st = {key: to_numpy(value) for key, value in st.items()}
         if test == "wald":
             stat = st["beta"] / st["se"]
-            pvalue = two_sided_t_pvalue(stat, n - x.shape[1] - 1)
+            pvalue = two_sided_t_pvalue(stat, df_wald)
         else:
-            if delta == "refit":  # both models at their own ML optimum
-                stat = 2.0 * (st["loglik_ml"] - null.loglik)
-            else:  # both models at the same δ: 2(ℓ1 − ℓ0) = N log(RSS0 / RSS1)
-                stat = n * np.log(st["rss0"] / st["rss"])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if delta == "refit":  # both models at their own ML optimum
+                    stat = 2.0 * (st["loglik_ml"] - null.loglik)
+                else:  # both models at the same δ: 2(ℓ1 − ℓ0) = N log(RSS0 / RSS1)
+                    stat = n * np.log(st["rss0"] / st["rss"])
             stat = np.maximum(stat, 0.0)
             pvalue = stats.chi2.sf(stat, 1)
-        scale = 1.0 if standardize else sd_safe[sl]
-        out["beta"][sl] = st["beta"] / scale
-        out["se"][sl] = st["se"] / scale
-        out["stat"][sl] = stat
-        out["pvalue"][sl] = pvalue
-        out["delta"][sl] = delta_used
+        scale = 1.0 if standardize else to_numpy(sd_safe[start:stop])
+        out["beta"][start:stop] = st["beta"] / scale
+        out["se"][start:stop] = st["se"] / scale
+        out["stat"][start:stop] = stat
+        out["pvalue"][start:stop] = pvalue
+        out["delta"][start:stop] = to_numpy(delta_used)
         if progress is not None:
-            progress(sl.stop, g)
+            progress(stop, g)
     for key in ("beta", "se", "stat", "pvalue"):
-        out[key][constant] = np.nan
+        out[key][constant_np] = np.nan
     frame = pd.DataFrame(
         {
             "gene": names,
             "beta": out["beta"],
             "se": out["se"],
             "stat": out["stat"],
-            "df": np.full(g, float(n - x.shape[1] - 1)) if test == "wald" else np.ones(g),
+            "df": np.full(g, float(df_wald)) if test == "wald" else np.ones(g),
             "pvalue": out["pvalue"],
             "padj": benjamini_hochberg(out["pvalue"]),
             "h2": 1.0 / (1.0 + out["delta"]),

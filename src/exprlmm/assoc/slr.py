@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from exprlmm._xp import errstate, namespace, to_numpy
 from exprlmm.assoc._common import (
     RESULT_COLUMNS,
     as_matrix,
@@ -64,30 +65,39 @@ def slr_scan(
         statistic, ``df = N − q``, ``padj`` Benjamini–Hochberg over all genes).
     """
     matrix, names = as_matrix(expression, gene_names)
+    xp = namespace(matrix)
     n, g = matrix.shape
-    y, x = fixed_design(trait, covariates, n)
-    q_basis, _ = np.linalg.qr(x)
+    y_np, x_np = fixed_design(
+        to_numpy(trait), None if covariates is None else to_numpy(covariates), n
+    )
+    q_basis = xp.asarray(np.linalg.qr(x_np)[0])
+    y = xp.asarray(y_np)
     r_y = y - q_basis @ (q_basis.T @ y)
-    ryy = float(r_y @ r_y)
-    df = n - x.shape[1] - 1
+    ryy = float(xp.sum(r_y * r_y))
+    df = n - x_np.shape[1] - 1
     chunk = chunk_size or default_chunk_size(n)
     beta = np.empty(g)
     se = np.empty(g)
     for start in range(0, g, chunk):
-        block = matrix[:, start : start + chunk]
+        stop = min(start + chunk, g)
+        block = matrix[:, start:stop]
+        sd = xp.std(block, axis=0)
+        sd = xp.where(sd > 0, sd, 1.0)
         if standardize:
-            block = (block - block.mean(axis=0)) / block.std(axis=0)
+            block = (block - xp.mean(block, axis=0)) / sd
         r_x = block - q_basis @ (q_basis.T @ block)
-        rxx = np.einsum("ij,ij->j", r_x, r_x)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            b = (r_x.T @ r_y) / rxx
-            rss = np.maximum(ryy - b * b * rxx, 0.0)
-            s = np.sqrt(rss / df / rxx)
-        degenerate = rxx <= 1e-12 * np.einsum("ij,ij->j", block, block)
+        rxx = xp.sum(r_x * r_x, axis=0)
+        scale = xp.sum(block * block, axis=0)
+        with errstate(xp):
+            b = (r_y @ r_x) / rxx
+            rss = xp.maximum(ryy - b * b * rxx, xp.asarray(0.0, dtype=xp.float64))
+            s = xp.sqrt(rss / df / rxx)
+        degenerate = to_numpy(rxx <= 1e-12 * scale)
+        b, s = to_numpy(b).copy(), to_numpy(s).copy()
         b[degenerate] = np.nan
         s[degenerate] = np.nan
-        beta[start : start + chunk] = b
-        se[start : start + chunk] = s
+        beta[start:stop] = b
+        se[start:stop] = s
     stat = beta / se
     pvalue = two_sided_t_pvalue(stat, df)
     return pd.DataFrame(

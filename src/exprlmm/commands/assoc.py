@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from exprlmm.pipeline import AssocSettings, null_model_note, run_assoc, write_assoc
-
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
@@ -166,6 +164,9 @@ def assoc(**options) -> None:
     The LMM is y = b0 + covariates + b1·gene + u + e, u ~ N(0, σg² K), K = Z Zᵀ / n_genes
     from the per-gene standardised expression.
     """
+    # imported here so that `exprlmm --help` and other commands start fast
+    from exprlmm.pipeline import AssocSettings, null_model_note, run_assoc, write_assoc
+
     settings = AssocSettings(
         expression=options["expression"],
         samples=options["samples"],

@@ -16,6 +16,8 @@ A run of consecutive states is generated in numpy by jumping ahead: seedₙ₊�
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -41,7 +43,7 @@ def _mulmod48(a: NDArray[np.uint64], s: NDArray[np.uint64] | np.uint64) -> NDArr
 class JavaRandom:
     """A java.util.Random with the same stream for the same seed."""
 
-    _jump_cache: dict[int, tuple[NDArray[np.uint64], NDArray[np.uint64]]] = {}
+    _jump_cache: ClassVar[dict[int, tuple[NDArray[np.uint64], NDArray[np.uint64]]]] = {}
 
     def __init__(self, seed: int) -> None:
         self.state = (int(seed) ^ _MULT) & _MASK

@@ -71,7 +71,7 @@ class TailPvalues:
 
 def _score(pos: NDArray[np.integer], w: NDArray[np.float64], n: int) -> tuple[NDArray, NDArray]:
     """ES⁺ (largest running-sum value) and whether the signed ES is ≥ 0, per row."""
-    m, k = pos.shape
+    _m, k = pos.shape
     ww = w[pos]
     cs = np.cumsum(ww, axis=1)
     tot = cs[:, -1:]
@@ -125,7 +125,7 @@ class _Ruler:
             self._mcmc(x, sc, sg, bound, moves)
 
     def _mcmc(self, x: NDArray, sc: NDArray, sg: NDArray, bound: float, moves: float) -> None:
-        s, k, n, rng = self.s, self.k, self.n, self.rng
+        s, k, _n, _rng = self.s, self.k, self.n, self.rng
         need = max(1, int(moves * s * k / 2))
         rows = np.arange(s)
         accepted = 0

@@ -20,12 +20,11 @@ result does not depend on how many chunks are held in memory at once.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 from numpy.typing import NDArray
-
-from exprlmm.gsea.enrichment import enrichment_scores
 
 __all__ = ["CHUNK", "null_es_chunk", "sample_distinct", "sample_sorted_subsets"]
 
@@ -42,7 +41,7 @@ def _draws_needed(n: int, k: int) -> int:
     expected = n * (math.log(n) - math.log(n - k)) if k > 0 else 0.0
     # coupon-collector mean plus a generous margin (std ≤ sqrt of the expected repeats)
     repeats = max(expected - k, 0.0)
-    return int(math.ceil(expected + 6.0 * math.sqrt(repeats + 1.0) + 8))
+    return math.ceil(expected + 6.0 * math.sqrt(repeats + 1.0) + 8)
 
 
 def sample_sorted_subsets(rng: np.random.Generator, n: int, k: int, m: int) -> NDArray[np.int32]:
@@ -120,7 +119,7 @@ def _null_values(pos_t: NDArray[np.int32], weights: NDArray[np.float32], n: int)
     cumulative sum and the reductions run over contiguous rows. With v_i = c_i − a·m_i and
     a = N_R / (N − k): peak_i = v_i / N_R, trough_i = (v_i − w_i) / N_R.
     """
-    k, m = pos_t.shape
+    k, _m = pos_t.shape
     w = np.take(weights, pos_t)
     cs = w.copy()
     for i in range(1, k):  # row-wise running sum: faster than cumsum(axis=0) here
@@ -167,7 +166,7 @@ def null_es_chunk(
     w = np.asarray(weights, dtype=np.float32)
     n = w.shape[0]
     ks = [int(k) for k in np.asarray(sizes).tolist()]
-    if any(b <= a for a, b in zip(ks, ks[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(ks)):
         raise ValueError("sizes must be strictly increasing")
     out = np.empty((len(ks), n_perm), dtype=np.float32)
     if not ks:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from exprlmm.errors import UserInputError
 
-__all__ = ["read_rnk", "read_ranking_table"]
+__all__ = ["read_ranking_table", "read_rnk"]
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,7 @@ def kinship_from_expression(expression, *, standardized: bool = False, chunk_siz
     n, g = expression.shape
     kinship = xp.zeros((n, n), dtype=expression.dtype)
     for start in range(0, g, chunk_size):
-        block = expression[:, start : start + chunk_size]
+        block = expression[:, start : min(start + chunk_size, g)]
         z = block if standardized else standardize(block)
         kinship += z @ z.T
     return kinship / g
@@ -152,12 +152,11 @@ def eigensystem_from_expression(
     exactly as the clipped zero eigenvalues of the full decomposition would.
     """
     xp = array_namespace(expression)
-    z = expression if standardized else standardize(expression)
-    n, g = z.shape
+    n, g = expression.shape
     if g >= n:
-        return eigensystem(
-            kinship_from_expression(z, standardized=True), n_genes=g, min_eigenvalue=min_eigenvalue
-        )
+        kinship = kinship_from_expression(expression, standardized=standardized)
+        return eigensystem(kinship, n_genes=g, min_eigenvalue=min_eigenvalue)
+    z = expression if standardized else standardize(expression)
     u, sigma, _ = xp.linalg.svd(z, full_matrices=False)
     values = sigma * sigma / g
     values = xp.where(

@@ -55,15 +55,32 @@ def main() -> None:
             f.write(name + "\tgolden toy set\t" + "\t".join(genes) + "\n")
     rnk = pd.read_csv(HERE / "toy.rnk", sep="\t", header=None)
     pre = gseapy.prerank(
-        rnk=rnk, gene_sets=str(HERE / "toy.gmt"), permutation_num=1000, min_size=15,
-        max_size=500, seed=7, threads=1, outdir=None, no_plot=True, weight=1.0,
+        rnk=rnk,
+        gene_sets=str(HERE / "toy.gmt"),
+        permutation_num=1000,
+        min_size=15,
+        max_size=500,
+        seed=7,
+        threads=1,
+        outdir=None,
+        no_plot=True,
+        weight=1.0,
     )
     r = pre.res2d[["Term", "ES", "NES", "NOM p-val", "FDR q-val"]]
     r.to_csv(HERE / "gseapy_prerank.tsv", sep="\t", index=False, float_format="%.10g")
     ml = gseapy.prerank(
-        rnk=rnk, gene_sets=str(HERE / "toy.gmt"), permutation_num=1000, min_size=15,
-        max_size=500, seed=7, threads=1, outdir=None, no_plot=True, method="multilevel",
-        sample_size=101, eps=0.0,
+        rnk=rnk,
+        gene_sets=str(HERE / "toy.gmt"),
+        permutation_num=1000,
+        min_size=15,
+        max_size=500,
+        seed=7,
+        threads=1,
+        outdir=None,
+        no_plot=True,
+        method="multilevel",
+        sample_size=101,
+        eps=0.0,
     )
     ml.res2d.to_csv(HERE / "gseapy_multilevel.tsv", sep="\t", index=False, float_format="%.10g")
     (HERE / "versions.txt").write_text(

@@ -1,0 +1,406 @@
+r"""Per-gene (RE)ML fits of a linear mixed model with the gene as the response.
+
+For every gene ``g`` (a column of ``Y``) and a fixed design ``X`` (``N × p``):
+
+.. math:: y_g = X\beta_g + \sum_{k=1}^{m} Z_k u_{gk} + e_g,\qquad
+          u_{gk} \sim N(0, \sigma_{gk}^2 I),\qquad e_g \sim N(0, \sigma_{g0}^2 W_g^{-1}),
+
+so :math:`V_g = \sigma_{g0}^2 W_g^{-1} + \sum_k \sigma_{gk}^2 K_k` with :math:`K_k = Z_k Z_k^\top`
+and :math:`W_g` the (optional, e.g. voom) precision weights. With
+:math:`P = V^{-1} - V^{-1}X(X^\top V^{-1}X)^{-1}X^\top V^{-1}` the restricted log-likelihood is
+
+.. math:: \ell_R = -\tfrac12\left[\log|V| + \log|X^\top V^{-1}X| + y^\top P y + (N-p)\log 2\pi\right]
+
+(lme4's REML criterion is :math:`-2\ell_R`). Two fitting paths, both vectorised over genes:
+
+* **one random intercept, no weights** — the core scan's trick: ``K = U diag(s) Uᵀ`` is
+  decomposed once, ``Y`` and ``X`` are rotated once, and with :math:`\lambda = \sigma_1^2/\sigma_0^2`
+  the profile :math:`\ell_R(\lambda)` (σ₀² profiled out) is a weighted sum over eigen-components
+  with weights :math:`1/(1 + \lambda s_i)`. It is evaluated for all genes on a grid of
+  :math:`h = \lambda/(1+\lambda) \in [0, 1)` by matrix products, and refined by vectorised golden
+  section between the best node's neighbours. :math:`\lambda = 0` (a *singular* fit) is taken when
+  the best node is 0 and the REML score at 0 is not positive.
+* **several random intercepts, or weights** — Fisher scoring on
+  :math:`(\sigma_0^2, \dots, \sigma_m^2)` with ``G × N × N`` batches:
+  score :math:`\tfrac12[y^\top P V_k P y - \operatorname{tr}(P V_k)]`, information
+  :math:`\tfrac12\operatorname{tr}(P V_k P V_l)`, components projected on
+  :math:`\sigma_k^2 \ge 0` (active set), step halving when the likelihood would drop.
+
+A fit is *singular* when some :math:`\sigma_k^2/\sigma_0^2 < 10^{-8}` (lme4's ``isSingular``
+tolerance 1e-4 on :math:`\theta = \sigma_k/\sigma_0`); that component is then set to exactly 0.
+With every component at 0 the model *is* the fixed-effects (weighted) least-squares model.
+
+ML (``method="ml"``) replaces ``P`` by :math:`V^{-1}` and drops :math:`\log|X^\top V^{-1}X|`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["VarianceFit", "fit_variance_components"]
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+SINGULAR_RATIO = 1e-8
+
+
+@dataclass(frozen=True)
+class VarianceFit:
+    r"""Per-gene fit of :math:`y_g = X\beta_g + \sum_k Z_k u_{gk} + e_g`.
+
+    Attributes
+    ----------
+    sigma2
+        ``G × (m+1)`` variance components; column 0 is the residual :math:`\sigma_0^2`, columns
+        ``1..m`` the random intercepts in formula order.
+    beta
+        ``G × p`` GLS estimates :math:`\hat\beta = (X^\top V^{-1}X)^{-1}X^\top V^{-1}y`.
+    cov
+        ``G × p × p`` :math:`\Phi = (X^\top V^{-1}X)^{-1}` at the estimates.
+    loglik
+        ``(G,)`` maximised REML (or ML) log-likelihood.
+    singular
+        ``(G,)`` True where some random-intercept variance is 0.
+    jacobian
+        ``G × (m+1) × p × p`` :math:`\partial\Phi/\partial\sigma_k^2 = \Phi X^\top V^{-1}V_k V^{-1}X\Phi`
+        (zero for components at 0).
+    vcov_varpar
+        ``G × (m+1) × (m+1)`` asymptotic covariance of the variance parameters, the inverse of
+        minus the observed Hessian of the log-likelihood, restricted to components not at 0
+        (as lmerTest's ``2 · solve(hessian(deviance))``; rows/columns of zero components are 0).
+    iterations
+        Fisher-scoring iterations used (0 for the one-kernel profile path).
+    method
+        ``"reml"`` or ``"ml"``.
+    """
+
+    sigma2: np.ndarray
+    beta: np.ndarray
+    cov: np.ndarray
+    loglik: np.ndarray
+    singular: np.ndarray
+    jacobian: np.ndarray
+    vcov_varpar: np.ndarray
+    iterations: int
+    method: str
+
+
+# ---------------------------------------------------------------------------------------
+# Dense per-gene pieces (G × N × N batches)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Pieces:
+    vinv: np.ndarray  # (G, N, N)
+    cov: np.ndarray  # (G, p, p)
+    beta: np.ndarray  # (G, p)
+    vx: np.ndarray  # (G, N, p)  V^-1 X
+    p_mat: np.ndarray  # (G, N, N)  P (REML) or V^-1 (ML)
+    py: np.ndarray  # (G, N)  P y (REML) or V^-1 r (ML)
+    loglik: np.ndarray  # (G,)
+
+
+def _pieces(y: np.ndarray, x: np.ndarray, v: np.ndarray, method: str) -> _Pieces:
+    """REML/ML pieces for ``y`` (G × N) with covariance ``v`` (G × N × N)."""
+    n, p = x.shape
+    chol = np.linalg.cholesky(v)
+    eye = np.broadcast_to(np.eye(n), v.shape)
+    linv = np.linalg.solve(chol, eye)
+    vinv = np.swapaxes(linv, -1, -2) @ linv
+    logdet_v = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    vx = vinv @ x  # (G, N, p)
+    a = np.einsum("np,gnq->gpq", x, vx)
+    cov = np.linalg.inv(a)
+    xty = np.einsum("gnp,gn->gp", vx, y)
+    beta = np.einsum("gpq,gq->gp", cov, xty)
+    if method == "reml":
+        p_mat = vinv - vx @ cov @ np.swapaxes(vx, -1, -2)
+        py = np.einsum("gab,gb->ga", p_mat, y)
+        logdet_a = np.linalg.slogdet(a)[1]
+        ypy = np.einsum("ga,ga->g", y, py)
+        loglik = -0.5 * (logdet_v + logdet_a + ypy + (n - p) * LOG_2PI)
+    else:
+        p_mat = vinv
+        resid = y - beta @ x.T
+        py = np.einsum("gab,gb->ga", vinv, resid)
+        loglik = -0.5 * (logdet_v + np.einsum("ga,ga->g", resid, py) + n * LOG_2PI)
+    return _Pieces(vinv, cov, beta, vx, p_mat, py, loglik)
+
+
+def _components(kernels: tuple[np.ndarray, ...], resid_cov: np.ndarray) -> list[np.ndarray]:
+    """``V_k`` for k = 0 (residual, ``G × N × N``) and the kernels (``N × N``, shared)."""
+    return [resid_cov, *kernels]
+
+
+def _covariance(sigma2: np.ndarray, comps: list[np.ndarray]) -> np.ndarray:
+    v = sigma2[:, 0, None, None] * comps[0]
+    for k, kern in enumerate(comps[1:], start=1):
+        v = v + sigma2[:, k, None, None] * kern
+    return v
+
+
+def _score_information(pieces: _Pieces, comps: list[np.ndarray]):
+    """Score, Fisher information and observed Hessian of ℓ in σ² (all genes)."""
+    pv = [pieces.p_mat @ c for c in comps]  # each (G, N, N)
+    c = len(comps)
+    g = pieces.py.shape[0]
+    score = np.empty((g, c))
+    fisher = np.empty((g, c, c))
+    vpy = [np.matmul(comp, pieces.py[..., None])[..., 0] for comp in comps]
+    for k in range(c):
+        score[:, k] = 0.5 * (
+            np.einsum("ga,ga->g", pieces.py, vpy[k]) - np.trace(pv[k], axis1=-2, axis2=-1)
+        )
+        for m in range(k, c):
+            value = 0.5 * np.einsum("gab,gba->g", pv[k], pv[m])
+            fisher[:, k, m] = fisher[:, m, k] = value
+    return score, fisher, vpy
+
+
+def _observed_hessian(pieces: _Pieces, comps: list[np.ndarray], fisher, vpy):
+    r""":math:`\partial^2\ell/\partial\sigma_k^2\partial\sigma_l^2 = \tfrac12\operatorname{tr}(PV_kPV_l) - y^\top P V_k P V_l P y`."""
+    c = len(comps)
+    hess = np.empty_like(fisher)
+    pvpy = [np.einsum("gab,gb->ga", pieces.p_mat, vp) for vp in vpy]
+    for k in range(c):
+        for m in range(k, c):
+            value = fisher[:, k, m] - np.einsum("ga,ga->g", vpy[k], pvpy[m])
+            hess[:, k, m] = hess[:, m, k] = value
+    return hess
+
+
+def _finish(y, x, sigma2, comps, method, iterations) -> VarianceFit:
+    """Statistics at the estimates: β, Φ, ∂Φ/∂σ², and the variance-parameter covariance."""
+    g = y.shape[0]
+    c = len(comps)
+    ratio = sigma2[:, 1:] / sigma2[:, :1]
+    zero = np.concatenate([np.zeros((g, 1), dtype=bool), ratio < SINGULAR_RATIO], axis=1)
+    sigma2 = np.where(zero, 0.0, sigma2)
+    pieces = _pieces(y, x, _covariance(sigma2, comps), method)
+    _, fisher, vpy = _score_information(pieces, comps)
+    hess = _observed_hessian(pieces, comps, fisher, vpy)
+    # restrict to components not at zero: put identity on the zero ones, then zero them out
+    eye = np.eye(c)[None]
+    keep = ~zero
+    mask2 = keep[:, :, None] & keep[:, None, :]
+    neg = np.where(mask2, -hess, eye)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vcov = np.linalg.inv(neg)
+    vcov = np.where(mask2, vcov, 0.0)
+    jac = np.empty((g, c, x.shape[1], x.shape[1]))
+    for k, comp in enumerate(comps):
+        inner = np.swapaxes(pieces.vx, -1, -2) @ comp @ pieces.vx
+        jac[:, k] = pieces.cov @ inner @ pieces.cov
+    jac = np.where(keep[:, :, None, None], jac, 0.0)
+    return VarianceFit(
+        sigma2=sigma2,
+        beta=pieces.beta,
+        cov=pieces.cov,
+        loglik=pieces.loglik,
+        singular=zero[:, 1:].any(axis=1),
+        jacobian=jac,
+        vcov_varpar=vcov,
+        iterations=iterations,
+        method=method,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# One kernel, no weights: rotated profile on a grid of h, golden-section refinement
+# ---------------------------------------------------------------------------------------
+def _profile_loglik(lam, ry, rx, s, method):
+    """Profiled (RE)ML log-likelihood at one λ per gene (``lam`` (G,), ``ry`` (N, G))."""
+    n, p = rx.shape
+    w = 1.0 / (1.0 + lam[None, :] * s[:, None])  # (N, G)
+    xwx = np.einsum("ng,na,nb->gab", w, rx, rx)
+    xwy = np.einsum("ng,na,ng->ga", w, rx, ry)
+    ywy = np.einsum("ng,ng->g", w, ry * ry)
+    sol = np.linalg.solve(xwx, xwy[..., None])[..., 0]
+    rss = np.maximum(ywy - np.einsum("ga,ga->g", xwy, sol), 1e-300)
+    logdet = -np.log(w).sum(axis=0)
+    if method == "reml":
+        d = n - p
+        return -0.5 * (d * (LOG_2PI + np.log(rss / d)) + logdet + np.linalg.slogdet(xwx)[1] + d)
+    return -0.5 * (n * (LOG_2PI + np.log(rss / n)) + logdet + n)
+
+
+def _profile_grid(lams, ry, rx, s, method):
+    """Profile at a grid of λ for all genes: ``(D, G)`` by matrix products."""
+    n, p = rx.shape
+    w = 1.0 / (1.0 + lams[:, None] * s[None, :])  # (D, N)
+    xwx = np.einsum("dn,na,nb->dab", w, rx, rx)
+    xwy = np.stack([(w * rx[:, j]) @ ry for j in range(p)], axis=-1)  # (D, G, p)
+    ywy = w @ (ry * ry)  # (D, G)
+    inv = np.linalg.inv(xwx)
+    rss = np.maximum(ywy - np.einsum("dga,dab,dgb->dg", xwy, inv, xwy), 1e-300)
+    logdet = -np.log(w).sum(axis=1)[:, None]
+    if method == "reml":
+        d = n - p
+        ld = np.linalg.slogdet(xwx)[1][:, None]
+        return -0.5 * (d * (LOG_2PI + np.log(rss / d)) + logdet + ld + d)
+    return -0.5 * (n * (LOG_2PI + np.log(rss / n)) + logdet + n)
+
+
+def _golden_max(f, lower, upper, iterations=48):
+    """Vectorised golden-section maximisation of ``f`` on per-gene brackets."""
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    a, b = lower.copy(), upper.copy()
+    c1, c2 = b - ratio * (b - a), a + ratio * (b - a)
+    f1, f2 = f(c1), f(c2)
+    for _ in range(iterations):
+        left = f1 >= f2
+        b = np.where(left, c2, b)
+        a = np.where(left, a, c1)
+        new = np.where(left, b - ratio * (b - a), a + ratio * (b - a))
+        fn = f(new)
+        c2, f2, c1, f1 = (
+            np.where(left, c1, new),
+            np.where(left, f1, fn),
+            np.where(left, new, c2),
+            np.where(left, fn, f2),
+        )
+    return np.where(f1 >= f2, c1, c2)
+
+
+def _fit_one_kernel(y, x, kernel, method, grid_size):
+    """λ per gene for one unweighted kernel; returns σ² (G × 2)."""
+    s, u = np.linalg.eigh(kernel)
+    s = np.clip(s, 0.0, None)
+    ry, rx = u.T @ y.T, u.T @ x  # (N, G), (N, p)
+    n, p = x.shape
+    # h = λ/(1+λ): 0 and a log-spaced λ grid up to 1e6
+    lams = np.concatenate([[0.0], np.logspace(-5, 6, grid_size - 1)])
+    hs = lams / (1.0 + lams)
+    ll = _profile_grid(lams, ry, rx, s, method)
+    ll = np.where(np.isfinite(ll), ll, -np.inf)
+    best = np.argmax(ll, axis=0)
+    lo = hs[np.maximum(best - 1, 0)]
+    hi = hs[np.minimum(best + 1, grid_size - 1)]
+
+    def objective(h):
+        lam = h / (1.0 - h)
+        value = _profile_loglik(lam, ry, rx, s, method)
+        return np.where(np.isfinite(value), value, -np.inf)
+
+    h = _golden_max(objective, lo, hi)
+    ll_h = objective(h)
+    best_grid = ll[best, np.arange(y.shape[0])]
+    h = np.where(ll_h >= best_grid, h, hs[best])
+    # the boundary λ = 0: keep it when its likelihood is at least the refined one
+    ll0 = ll[0]
+    h = np.where((best == 0) & (ll0 >= objective(h) - 1e-12 * np.abs(ll0)), 0.0, h)
+    lam = h / (1.0 - h)
+    # σ0² at λ: rss/(N−p) (REML) or rss/N (ML)
+    w = 1.0 / (1.0 + lam[None, :] * s[:, None])
+    xwx = np.einsum("ng,na,nb->gab", w, rx, rx)
+    xwy = np.einsum("ng,na,ng->ga", w, rx, ry)
+    ywy = np.einsum("ng,ng->g", w, ry * ry)
+    rss = ywy - np.einsum("ga,ga->g", xwy, np.linalg.solve(xwx, xwy[..., None])[..., 0])
+    sigma0 = rss / ((n - p) if method == "reml" else n)
+    return np.stack([sigma0, lam * sigma0], axis=1)
+
+
+# ---------------------------------------------------------------------------------------
+# General: Fisher scoring with an active set
+# ---------------------------------------------------------------------------------------
+def _fisher_scoring(y, x, comps, method, max_iter, tol):
+    g = y.shape[0]
+    n, p = x.shape
+    c = len(comps)
+    # start: OLS-like residual variance, split equally
+    resid = y - (y @ np.linalg.pinv(x).T) @ x.T
+    s2 = np.maximum((resid * resid).sum(axis=1) / max(n - p, 1), 1e-12)
+    sigma2 = np.repeat((s2 / c)[:, None], c, axis=1)
+    pieces = _pieces(y, x, _covariance(sigma2, comps), method)
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007  (the count is reported)
+        score, fisher, _ = _score_information(pieces, comps)
+        at_zero = np.zeros((g, c), dtype=bool)
+        at_zero[:, 1:] = (sigma2[:, 1:] <= 0.0) & (score[:, 1:] <= 0.0)
+        free2 = ~at_zero[:, :, None] & ~at_zero[:, None, :]
+        info = np.where(free2, fisher, np.eye(c)[None])
+        rhs = np.where(at_zero, 0.0, score)
+        step = np.linalg.solve(info, rhs[..., None])[..., 0]
+        scale = np.ones(g)
+        for _ in range(30):
+            cand = sigma2 + scale[:, None] * step
+            cand[:, 1:] = np.maximum(cand[:, 1:], 0.0)
+            bad0 = cand[:, 0] <= 0.0
+            if bad0.any():
+                scale = np.where(bad0, scale / 2.0, scale)
+                continue
+            new = _pieces(y, x, _covariance(cand, comps), method)
+            worse = new.loglik < pieces.loglik - 1e-10 * np.abs(pieces.loglik)
+            if not worse.any():
+                break
+            scale = np.where(worse, scale / 2.0, scale)
+        change = np.abs(cand - sigma2).max(axis=1) / sigma2.sum(axis=1)
+        sigma2, pieces = cand, new
+        if np.all(change < tol):
+            break
+    return sigma2, it
+
+
+def fit_variance_components(
+    y,
+    x,
+    kernels,
+    *,
+    weights=None,
+    method: Literal["reml", "ml"] = "reml",
+    grid_size: int = 64,
+    max_iter: int = 200,
+    tol: float = 1e-10,
+) -> VarianceFit:
+    r"""Fit :math:`V_g = \sigma_0^2 W_g^{-1} + \sum_k \sigma_k^2 K_k` for every gene by REML or ML.
+
+    Parameters
+    ----------
+    y
+        ``N × G`` responses (genes in columns).
+    x
+        ``N × p`` fixed design, full column rank.
+    kernels
+        Sequence of ``N × N`` kernels :math:`K_k = Z_kZ_k^\top` (may be empty: fixed effects only).
+    weights
+        Optional ``N × G`` positive precision weights (e.g. voom), else all ones.
+    method
+        ``"reml"`` (default) or ``"ml"``.
+    grid_size
+        Nodes of the ``h = λ/(1+λ)`` grid of the one-kernel path.
+    max_iter, tol
+        Fisher-scoring limit and relative-change tolerance (general path).
+
+    Returns
+    -------
+    VarianceFit
+    """
+    if method not in ("reml", "ml"):
+        raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
+    y = np.asarray(y, dtype=np.float64).T  # (G, N)
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    kernels = tuple(np.asarray(k, dtype=np.float64) for k in kernels)
+    if weights is None:
+        resid_cov = np.eye(n)[None]
+    else:
+        w = np.asarray(weights, dtype=np.float64).T  # (G, N)
+        if np.any(~(w > 0)):
+            raise ValueError("precision weights must be positive and finite")
+        resid_cov = np.einsum("gn,nm->gnm", 1.0 / w, np.eye(n))
+    comps = _components(kernels, resid_cov)
+    g = y.shape[0]
+    if not kernels:
+        sigma2 = np.ones((g, 1))
+        fit = _pieces(y, x, _covariance(sigma2, comps), method)
+        # closed form: σ0² = rᵀWr/(N−p) (REML) or /N (ML)
+        resid = y - fit.beta @ x.T
+        rwr = np.einsum("ga,gab,gb->g", resid, fit.vinv, resid)
+        sigma2 = (rwr / ((n - x.shape[1]) if method == "reml" else n))[:, None]
+        return _finish(y, x, sigma2, comps, method, 0)
+    if weights is None and len(kernels) == 1:
+        sigma2 = _fit_one_kernel(y, x, kernels[0], method, grid_size)
+        return _finish(y, x, sigma2, comps, method, 0)
+    sigma2, iterations = _fisher_scoring(y, x, comps, method, max_iter, tol)
+    return _finish(y, x, sigma2, comps, method, iterations)
