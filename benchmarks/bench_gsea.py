@@ -74,7 +74,7 @@ dt = time.perf_counter() - t0
 res.table.to_csv(sys.argv[5], sep="\\t", index=False)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": dt, "peak_mb": peak, "n_sets": len(res.table),
-                  "n_multilevel": int(res.table["log2err_tail"].notna().sum())}))
+                  "n_tail_below_1_over_perms": int((res.table["pvalue_tail"] < 1 / perms).sum())}))
 """
 
 GSEAPY = """

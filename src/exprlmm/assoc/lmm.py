@@ -459,18 +459,39 @@ def _refit_block(comp, design, block, const, method, bounds, n_nodes):
     def basis_at(t):
         return _chebyshev_basis((2.0 * t - (lo + hi)) / (hi - lo), n_nodes, xp)  # (n, g)
 
-    def interpolated(t):
+    def global_sums(t):
         basis = basis_at(t)
         inv_scale = 1.0 / (1.0 + xp.exp(t))
-        sums = _Sums(
+        return _Sums(
             xx=xp.reshape(basis.T @ xp.reshape(coef.xx, (n_nodes, c * c)), (-1, c, c))
             * inv_scale[:, None, None],
             xy=(basis.T @ coef.xy) * inv_scale[:, None],
             yy=(basis.T @ coef.yy) * inv_scale,
             logdet=basis.T @ coef.logdet,
-            xz=xp.sum(basis[:, :, None] * coef.xz, axis=0) * inv_scale[:, None],
-            zz=xp.sum(basis * coef.zz, axis=0) * inv_scale,
-            zy=xp.sum(basis * coef.zy, axis=0) * inv_scale,
+            xz=_contract(xp, basis, coef.xz) * inv_scale[:, None],
+            zz=_contract(xp, basis, coef.zz) * inv_scale,
+            zy=_contract(xp, basis, coef.zy) * inv_scale,
+        )
+
+    # Re-expand each gene's interpolant on its own (narrow) bracket as a short Chebyshev
+    # series: exact to rounding there, and a golden-section step then costs LOCAL_TERMS
+    # instead of n_nodes terms.
+    mid, half = (lower + upper) / 2.0, (upper - lower) / 2.0
+    local_nodes, local_to_coef = _chebyshev_nodes(LOCAL_TERMS, -1.0, 1.0)
+    samples = [global_sums(mid + half * float(u)) for u in local_nodes]
+    to_local = xp.asarray(local_to_coef, dtype=xp.float64)
+    local = _Sums(
+        **{
+            field: xp.tensordot(to_local, xp.stack([getattr(v, field) for v in samples]), axes=1)
+            for field in _SUM_FIELDS
+        }
+    )
+    half_safe = xp.where(half > 0, half, 1.0)
+
+    def interpolated(t):
+        basis = _chebyshev_basis((t - mid) / half_safe, LOCAL_TERMS, xp)  # (k, g)
+        sums = _Sums(
+            **{field: _contract(xp, basis, getattr(local, field)) for field in _SUM_FIELDS}
         )
         value = _statistics(sums, const, method, xp)["loglik"]
         return xp.where(xp.isfinite(value), value, -xp.inf)
@@ -491,7 +512,17 @@ def _refit_block(comp, design, block, const, method, bounds, n_nodes):
     return t, exact
 
 
-def _golden_section_max(f, lower, upper, xp=np, iterations: int = 36):
+LOCAL_TERMS = 16
+_SUM_FIELDS = ("xx", "xy", "yy", "logdet", "xz", "zz", "zy")
+
+
+def _contract(xp, basis, coef):
+    """``Σ_j basis[j, g] · coef[j, g, ...]`` for per-gene series (or shared ``coef[j, g]``)."""
+    expand = xp.reshape(basis, tuple(basis.shape) + (1,) * (coef.ndim - 2))
+    return xp.sum(expand * coef, axis=0)
+
+
+def _golden_section_max(f, lower, upper, xp=np, iterations: int = 24):
     """Vectorised golden-section maximisation of ``f`` on per-element brackets."""
     ratio = (5.0**0.5 - 1.0) / 2.0
     a, b = lower, upper
@@ -510,8 +541,21 @@ def _golden_section_max(f, lower, upper, xp=np, iterations: int = 36):
             xp.where(move_left, new, c2),
             xp.where(move_left, f_new, f2),
         )
-    candidates = xp.stack([a, b, c1, c2])
-    values = xp.stack([f(a), f(b), f1, f2])
+    fa, fb = f(a), f(b)
+    # one parabolic step through the best interior point and its neighbours
+    left = xp.where(f1 >= f2, a, c1)
+    middle = xp.where(f1 >= f2, c1, c2)
+    right = xp.where(f1 >= f2, c2, b)
+    f_left = xp.where(f1 >= f2, fa, f1)
+    f_mid = xp.where(f1 >= f2, f1, f2)
+    f_right = xp.where(f1 >= f2, f2, fb)
+    num = (middle - left) ** 2 * (f_mid - f_right) - (middle - right) ** 2 * (f_mid - f_left)
+    den = (middle - left) * (f_mid - f_right) - (middle - right) * (f_mid - f_left)
+    with errstate(xp):
+        vertex = middle - 0.5 * num / den
+    vertex = xp.where(xp.isfinite(vertex), xp.clip(vertex, left, right), middle)
+    candidates = xp.stack([a, b, c1, c2, vertex])
+    values = xp.stack([fa, fb, f1, f2, f(vertex)])
     best = xp.argmax(values, axis=0)
     return xp.take_along_axis(candidates, best[None, :], axis=0)[0, :]
 

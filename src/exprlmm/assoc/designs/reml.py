@@ -213,15 +213,19 @@ def _profile_loglik(lam, ry, rx, s, method):
     """Profiled (RE)ML log-likelihood at one λ per gene (``lam`` (G,), ``ry`` (N, G))."""
     n, p = rx.shape
     w = 1.0 / (1.0 + lam[None, :] * s[:, None])  # (N, G)
-    xwx = np.einsum("ng,na,nb->gab", w, rx, rx)
-    xwy = np.einsum("ng,na,ng->ga", w, rx, ry)
-    ywy = np.einsum("ng,ng->g", w, ry * ry)
-    sol = np.linalg.solve(xwx, xwy[..., None])[..., 0]
-    rss = np.maximum(ywy - np.einsum("ga,ga->g", xwy, sol), 1e-300)
+    rxx = (rx[:, :, None] * rx[:, None, :]).reshape(n, p * p)
+    xwx = (w.T @ rxx).reshape(-1, p, p)
+    wy = w * ry
+    xwy = wy.T @ rx
+    ywy = np.einsum("ng,ng->g", wy, ry)
+    chol = np.linalg.cholesky(xwx)
+    half = np.linalg.solve(chol, xwy[..., None])[..., 0]
+    rss = np.maximum(ywy - np.einsum("ga,ga->g", half, half), 1e-300)
     logdet = -np.log(w).sum(axis=0)
     if method == "reml":
         d = n - p
-        return -0.5 * (d * (LOG_2PI + np.log(rss / d)) + logdet + np.linalg.slogdet(xwx)[1] + d)
+        logdet_a = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+        return -0.5 * (d * (LOG_2PI + np.log(rss / d)) + logdet + logdet_a + d)
     return -0.5 * (n * (LOG_2PI + np.log(rss / n)) + logdet + n)
 
 
