@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from array_api_compat import is_array_api_obj
 from scipy import stats
 
 from exprlmm._xp import namespace
@@ -20,7 +21,7 @@ def as_matrix(expression, gene_names=None) -> tuple[object, list[str]]:
     if isinstance(expression, pd.DataFrame):
         names = [str(g) for g in expression.columns] if gene_names is None else list(gene_names)
         matrix = expression.to_numpy(dtype=np.float64)
-    elif isinstance(expression, np.ndarray) or not hasattr(expression, "__array_namespace__"):
+    elif isinstance(expression, np.ndarray) or not is_array_api_obj(expression):
         matrix = np.asarray(expression, dtype=np.float64)
         if matrix.ndim == 1:
             matrix = matrix[:, None]

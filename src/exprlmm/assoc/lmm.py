@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
 
-from exprlmm._xp import errstate, is_numpy_namespace, namespace, to_numpy
+from exprlmm._xp import device, errstate, is_numpy_namespace, namespace, to_numpy
 from exprlmm.assoc._common import (
     as_matrix,
     benjamini_hochberg,
@@ -82,13 +82,15 @@ class _Components:
     xp: object
 
     @classmethod
-    def from_eigensystem(cls, eig: Eigensystem, xp) -> _Components:
-        values = xp.asarray(eig.values, dtype=xp.float64)
-        vectors = xp.asarray(eig.vectors, dtype=xp.float64)
+    def from_eigensystem(cls, eig: Eigensystem, xp, dev=None) -> _Components:
+        dev = device(eig.vectors) if dev is None else dev
+        values = xp.asarray(eig.values, dtype=xp.float64, device=dev)
+        vectors = xp.asarray(eig.vectors, dtype=xp.float64, device=dev)
         mult = xp.ones_like(values)
         if eig.is_low_rank:
-            values = xp.concat([values, xp.asarray([eig.min_eigenvalue], dtype=xp.float64)])
-            mult = xp.concat([mult, xp.asarray([float(eig.complement_size)], dtype=xp.float64)])
+            extra = [eig.min_eigenvalue, float(eig.complement_size)]
+            values = xp.concat([values, xp.asarray(extra[:1], dtype=xp.float64, device=dev)])
+            mult = xp.concat([mult, xp.asarray(extra[1:], dtype=xp.float64, device=dev)])
         return cls(values, mult, vectors, eig.is_low_rank, xp)
 
     def on_host(self) -> _Components:
@@ -166,7 +168,8 @@ def _statistics(sums: _Sums, const: _Constants, method: str, xp) -> dict:
     n, q = const.n, const.c + 1
     with errstate(xp):
         beta = e / schur
-        rss = xp.maximum(rss0 - e * beta, xp.asarray(1e-300, dtype=xp.float64))
+        rss = rss0 - e * beta
+        rss = xp.where(rss > 1e-300, rss, 1e-300)
         sigma2 = rss / (n - q)
         leave = const.inv_n_kinship_genes
         se = xp.sqrt(sigma2 * (1.0 / schur - leave))
@@ -433,8 +436,9 @@ def _refit_block(comp, design, block, const, method, bounds, n_nodes):
     xp = comp.xp
     lo, hi = bounds
     nodes_np, to_coef_np = _chebyshev_nodes(n_nodes, lo, hi)
-    nodes = xp.asarray(nodes_np, dtype=xp.float64)
-    to_coef = xp.asarray(to_coef_np, dtype=xp.float64)
+    dev = device(block.rz)
+    nodes = xp.asarray(nodes_np, dtype=xp.float64, device=dev)
+    to_coef = xp.asarray(to_coef_np, dtype=xp.float64, device=dev)
     grid = _sums_on_grid(comp, design, block, xp.exp(nodes))
     objective = _statistics(grid, const, method, xp)["loglik"]  # (n_nodes, g)
     objective = xp.where(xp.isfinite(objective), objective, -xp.inf)
@@ -479,7 +483,7 @@ def _refit_block(comp, design, block, const, method, bounds, n_nodes):
     mid, half = (lower + upper) / 2.0, (upper - lower) / 2.0
     local_nodes, local_to_coef = _chebyshev_nodes(LOCAL_TERMS, -1.0, 1.0)
     samples = [global_sums(mid + half * float(u)) for u in local_nodes]
-    to_local = xp.asarray(local_to_coef, dtype=xp.float64)
+    to_local = xp.asarray(local_to_coef, dtype=xp.float64, device=dev)
     local = _Sums(
         **{
             field: xp.tensordot(to_local, xp.stack([getattr(v, field) for v in samples]), axes=1)
@@ -613,7 +617,8 @@ def _fixed_delta_block(comp, design, eig, z, const, method, delta_prime, whitene
         selections = [(float(values[0]), None)]
     else:
         selections = [(float(v), delta_prime == v) for v in values]
-    out = {key: xp.full(g, xp.nan, dtype=xp.float64) for key in keys}
+    dev = device(z)
+    out = {key: xp.full(g, xp.nan, dtype=xp.float64, device=dev) for key in keys}
     for value, selected in selections:
         sub_z = z if selected is None else xp.take(z, xp.nonzero(selected)[0], axis=1)
         sub_const = const if selected is None else const.subset(xp, selected)
@@ -623,8 +628,8 @@ def _fixed_delta_block(comp, design, eig, z, const, method, delta_prime, whitene
             sums = whiteners[value].sums(sub_z)
         else:
             block = _RotatedBlock.rotate(comp, design, sub_z)
-            deltas = xp.full(sub_z.shape[1], value, dtype=xp.float64)
-            logdet = comp.logdet(xp.asarray([value], dtype=xp.float64))
+            deltas = xp.full(sub_z.shape[1], value, dtype=xp.float64, device=dev)
+            logdet = comp.logdet(xp.asarray([value], dtype=xp.float64, device=dev))
             sums = _sums_per_gene(comp, design, block, deltas, logdet)
         result = _statistics(sums, sub_const, method, xp)
         if selected is None:
@@ -732,11 +737,13 @@ def lmm_scan(
     y_np, x_np = fixed_design(
         to_numpy(trait), None if covariates is None else to_numpy(covariates), n
     )
-    y, x = xp.asarray(y_np, dtype=xp.float64), xp.asarray(x_np, dtype=xp.float64)
+    dev = device(matrix)
+    y = xp.asarray(y_np, dtype=xp.float64, device=dev)
+    x = xp.asarray(x_np, dtype=xp.float64, device=dev)
     mean = xp.mean(matrix, axis=0)
     sd = xp.std(matrix, axis=0)
     constant_np = ~(to_numpy(sd) > 1e-12 * np.maximum(np.abs(to_numpy(mean)), 1.0))
-    sd_safe = xp.where(xp.asarray(constant_np), 1.0, sd)
+    sd_safe = xp.where(xp.asarray(constant_np, device=dev), 1.0, sd)
 
     in_kinship = (
         np.ones(g, dtype=bool)
@@ -750,7 +757,9 @@ def lmm_scan(
         if not usable.any():
             raise ValueError("no non-constant genes left to build the kinship")
         kinship_matrix = (
-            matrix if usable.all() else xp.take(matrix, xp.asarray(np.flatnonzero(usable)), axis=1)
+            matrix
+            if usable.all()
+            else xp.take(matrix, xp.asarray(np.flatnonzero(usable), device=dev), axis=1)
         )
         eigensystem = eigensystem_from_expression(kinship_matrix)
         in_kinship = usable
@@ -764,9 +773,10 @@ def lmm_scan(
     leave_np = np.where(in_kinship, 1.0 / max(n_k, 1), 0.0) if leave_out == "gene" else np.zeros(g)
     # δ' = δ·(G_K−1)/G_K for genes removed from their own kinship
     shrink_np = np.where(leave_np > 0, (n_k - 1.0) / max(n_k, 1), 1.0)
-    leave, shrink = xp.asarray(leave_np), xp.asarray(shrink_np)
+    leave = xp.asarray(leave_np, device=dev)
+    shrink = xp.asarray(shrink_np, device=dev)
 
-    comp = _Components.from_eigensystem(eigensystem, xp)
+    comp = _Components.from_eigensystem(eigensystem, xp, dev)
     design = _Design(
         y=y,
         x=x,
@@ -782,7 +792,7 @@ def lmm_scan(
         log_delta_bounds=log_delta_bounds,
     )
     logdet_xtx = float(np.linalg.slogdet(x_np.T @ x_np)[1])
-    xtx_inv = xp.asarray(np.linalg.inv(x_np.T @ x_np))
+    xtx_inv = xp.asarray(np.linalg.inv(x_np.T @ x_np), device=dev)
     base_delta = null.delta if delta == "null" else (None if delta == "refit" else float(delta))
     whiteners: dict[float, _Whitener] = {}
     numpy_eig = eigensystem if is_numpy_namespace(xp) else None
@@ -802,7 +812,7 @@ def lmm_scan(
             log_dp, st = _refit_block(comp, design, block, const, method, log_delta_bounds, n_nodes)
             delta_used = xp.exp(log_dp) / shrink[start:stop]
         else:
-            delta_used = xp.full(stop - start, base_delta, dtype=xp.float64)
+            delta_used = xp.full(stop - start, base_delta, dtype=xp.float64, device=dev)
             st = _fixed_delta_block(
                 comp,
                 design,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from exprlmm._xp import errstate, namespace, to_numpy
+from exprlmm._xp import device, errstate, namespace, to_numpy
 from exprlmm.assoc._common import (
     RESULT_COLUMNS,
     as_matrix,
@@ -70,8 +70,9 @@ def slr_scan(
     y_np, x_np = fixed_design(
         to_numpy(trait), None if covariates is None else to_numpy(covariates), n
     )
-    q_basis = xp.asarray(np.linalg.qr(x_np)[0])
-    y = xp.asarray(y_np)
+    dev = device(matrix)
+    q_basis = xp.asarray(np.linalg.qr(x_np)[0], device=dev)
+    y = xp.asarray(y_np, device=dev)
     r_y = y - q_basis @ (q_basis.T @ y)
     ryy = float(xp.sum(r_y * r_y))
     df = n - x_np.shape[1] - 1
@@ -90,7 +91,8 @@ def slr_scan(
         scale = xp.sum(block * block, axis=0)
         with errstate(xp):
             b = (r_y @ r_x) / rxx
-            rss = xp.maximum(ryy - b * b * rxx, xp.asarray(0.0, dtype=xp.float64))
+            rss = ryy - b * b * rxx
+            rss = xp.where(rss > 0, rss, 0.0)
             s = xp.sqrt(rss / df / rxx)
         degenerate = to_numpy(rxx <= 1e-12 * scale)
         b, s = to_numpy(b).copy(), to_numpy(s).copy()

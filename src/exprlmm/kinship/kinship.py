@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 MIN_EIGENVALUE = 1e-6
 
@@ -71,7 +71,7 @@ def kinship_from_expression(expression, *, standardized: bool = False, chunk_siz
     """
     xp = array_namespace(expression)
     n, g = expression.shape
-    kinship = xp.zeros((n, n), dtype=expression.dtype)
+    kinship = xp.zeros((n, n), dtype=expression.dtype, device=device(expression))
     for start in range(0, g, chunk_size):
         block = expression[:, start : min(start + chunk_size, g)]
         z = block if standardized else standardize(block)
@@ -136,7 +136,9 @@ def eigensystem(kinship, *, n_genes: int = 0, min_eigenvalue: float = MIN_EIGENV
         raise ValueError(f"kinship must be a square matrix, got shape {tuple(kinship.shape)}")
     values, vectors = xp.linalg.eigh((kinship + kinship.T) / 2)
     values = xp.where(
-        values < min_eigenvalue, xp.asarray(min_eigenvalue, dtype=values.dtype), values
+        values < min_eigenvalue,
+        xp.asarray(min_eigenvalue, dtype=values.dtype, device=device(values)),
+        values,
     )
     return Eigensystem(values, vectors, n_genes=n_genes, min_eigenvalue=min_eigenvalue)
 
@@ -160,6 +162,8 @@ def eigensystem_from_expression(
     u, sigma, _ = xp.linalg.svd(z, full_matrices=False)
     values = sigma * sigma / g
     values = xp.where(
-        values < min_eigenvalue, xp.asarray(min_eigenvalue, dtype=values.dtype), values
+        values < min_eigenvalue,
+        xp.asarray(min_eigenvalue, dtype=values.dtype, device=device(values)),
+        values,
     )
     return Eigensystem(values, u, n_genes=g, min_eigenvalue=min_eigenvalue)

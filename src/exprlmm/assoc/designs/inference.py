@@ -46,7 +46,9 @@ def _nu(fit: VarianceFit, c: np.ndarray, var: np.ndarray) -> np.ndarray:
         grad = np.einsum("gp,gkpq,gq->gk", c, fit.jacobian, c)
     denom = np.einsum("gk,gkl,gl->g", grad, fit.vcov_varpar, grad)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 2.0 * var * var / denom
+        nu = 2.0 * var * var / denom
+    # empirical-Bayes moderation adds the prior df (0 otherwise), capped at the pooled df
+    return np.minimum(nu + fit.df_prior, fit.df_cap)
 
 
 def _ddf_from_nu(nu: np.ndarray, tol: float = 1e-8) -> np.ndarray:
