@@ -18,8 +18,8 @@ that method's own (interpreter + data + working memory). Methods:
 
 Each method runs with 1 and with 2 BLAS threads (``threadpoolctl`` in the worker, plus the
 ``*_NUM_THREADS`` variables in its environment). Wall time is the best of ``--repeat`` calls
-inside the worker (load and imports excluded); peak RSS is the worker's
-``getrusage(RUSAGE_SELF).ru_maxrss``. The ``lmm-null`` and ``fastlmm`` p-values are compared
+inside the worker (load and imports excluded); peak RSS is the worker's high-water mark
+(``VmHWM``; the cohort is also written by a separate process, so the driver stays small). The ``lmm-null`` and ``fastlmm`` p-values are compared
 (max |Δ -log10 p|) as a check that both fit the same model.
 
 Usage::
@@ -71,12 +71,12 @@ RSS_TARGET_MB = 1500.0
 
 # ---------------------------------------------------------------------------------------
 # worker: one method, in a fresh process
-def _rss_mb_now() -> float:
-    """Current resident set size in MB (from /proc; NaN where unavailable)."""
+def _proc_status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB; NaN if unavailable."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
@@ -84,7 +84,15 @@ def _rss_mb_now() -> float:
 
 
 def _peak_rss_mb() -> float:
-    """Peak RSS of this process in MB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    """Peak RSS of this process in MB.
+
+    Linux: ``VmHWM``, the high-water mark of this process image. Not ``ru_maxrss``: the
+    kernel carries the parent's RSS at ``fork`` through ``exec`` into it, so every worker
+    would report at least the driver's size. Elsewhere: ``ru_maxrss`` (KiB, bytes on macOS).
+    """
+    hwm = _proc_status_mb("VmHWM")
+    if hwm == hwm:  # not NaN
+        return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
@@ -141,7 +149,7 @@ def worker(method: str, data: Path, threads: int, repeat: int) -> dict:
             "lmm-refit-scan": lambda: lmm_scan(expression, trait, eigensystem=eig, delta="refit"),
         }
         run = calls[method]
-    rss_loaded = _rss_mb_now()
+    rss_loaded = _proc_status_mb("VmRSS")
     seconds = []
     with threadpool_limits(limits=threads):
         for _ in range(repeat):
@@ -252,7 +260,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="also write the raw numbers to this JSON file")
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--write-data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+
+    if args.write_data:
+        _write_cohort(Path(args.write_data), args.n_samples, args.n_genes, args.seed)
+        return
 
     if args.worker:
         threads = args.threads[0]
@@ -268,7 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="exprlmm-bench-") as tmp:
         data = Path(tmp)
-        _write_cohort(data, n, g, args.seed)
+        writer = [sys.executable, __file__, "--write-data", str(data), "--seed", str(args.seed)]
+        writer += ["--n-samples", str(n), "--n-genes", str(g)]
+        subprocess.run(writer, check=True)
         for threads in args.threads:
             for method in args.methods:
                 row = _run_worker(method, data, threads, repeat, args.timeout)

@@ -117,7 +117,7 @@ def test_cli_writes_table_and_record(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     t = pd.read_csv(out, sep="\t")
     assert "fdr_loess" in t.columns and len(t) == 9
-    rec = json.loads((tmp_path / "g.tsv.json").read_text())
+    rec = json.loads((tmp_path / "g.tsv.run.json").read_text())
     assert rec["settings"]["seed"] == 149 and rec["settings"]["permutations"] == 200
 
 

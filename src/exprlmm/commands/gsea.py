@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
 import sys
 import time
 from pathlib import Path
@@ -105,7 +103,7 @@ def _removal(spec: str | None) -> tuple[list[str], list[str]]:
     "--output",
     type=click.Path(dir_okay=False),
     required=True,
-    help="Result table (TSV). The run record goes to <output>.json.",
+    help="Result table (TSV). The run record goes to <output>.run.json.",
 )
 def gsea(
     rnk: str | None,
@@ -135,12 +133,10 @@ def gsea(
       exprlmm gsea --results results.tsv --column stat --model lmm --gmt reactome -o gsea.tsv
       exprlmm gsea --rnk r.rnk --gmt reactome --gmt histone --remove-genes histone -o g.tsv
     """
-    import numpy as np
-    import pandas as pd
 
-    from exprlmm import __version__
     from exprlmm.gsea import GseaSettings, prerank, rename_columns
-    from exprlmm.io.atomic import atomic_path, write_text_atomic
+    from exprlmm.io.atomic import atomic_path
+    from exprlmm.io.record import describe_input, run_record_path, write_run_record
     from exprlmm.io.rnk import read_ranking_table, read_rnk
 
     if (rnk is None) == (results is None):
@@ -168,29 +164,23 @@ def gsea(
     elapsed = time.perf_counter() - t0
     table = rename_columns(res.table, style)  # type: ignore[arg-type]
 
+    files = {"rnk": rnk, "results": results, "remove_genes": remove_genes}
+    files.update({f"gmt[{i}]": name for i, name in enumerate(gmt)})
     record = {
-        "command": "exprlmm gsea",
+        "command": "gsea",
         "argv": sys.argv,
         "inputs": {
-            "rnk": rnk,
-            "results": results,
-            "column": column if results else None,
-            "model": model,
-            "gmt": list(gmt),
-            "remove_genes": remove_genes,
+            key: describe_input(value) if value and Path(value).is_file() else value
+            for key, value in files.items()
         },
+        "column": column if results else None,
+        "model": model,
         **res.record,
         "style": style,
         "elapsed_s": round(elapsed, 3),
-        "versions": {
-            "exprlmm": __version__,
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-        },
     }
     out = Path(output)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    write_text_atomic(out.with_name(out.name + ".json"), json.dumps(record, indent=2) + "\n")
+    write_run_record(run_record_path(out), record)
     log.info("wrote %s (%d gene sets) in %.1f s", out, len(table), elapsed)

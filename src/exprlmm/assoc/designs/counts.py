@@ -134,13 +134,88 @@ class VoomResult:
     trend_y: np.ndarray
 
 
-def _lowess(x: np.ndarray, y: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray]:
-    """R's ``lowess(x, y, f = span)`` (3 robustness iterations, delta = 1 % of the range)."""
-    from statsmodels.nonparametric.smoothers_lowess import lowess
+def _lowest(x, y, xs, nleft, nright, rw):
+    """One local weighted linear fit at ``xs`` (R ``lowest``, 0-based, inclusive bounds)."""
+    n = x.size
+    rng = x[-1] - x[0]
+    h = max(xs - x[nleft], x[nright] - xs)
+    h9, h1 = 0.999 * h, 0.001 * h
+    # candidate points: from nleft up to (and including ties beyond) the first x > xs + h9
+    stop = int(np.searchsorted(x, xs + h9, side="right"))
+    j = np.arange(nleft, max(stop, nleft))
+    if j.size == 0:
+        return 0.0, False
+    r = np.abs(x[j] - xs)
+    w = np.where(r <= h1, 1.0, (1.0 - (r / h) ** 3) ** 3) if h > 0 else np.ones(j.size)
+    w = np.where(r <= h9, w, 0.0)
+    if rw is not None:
+        w = w * rw[j]
+    a = w.sum()
+    if a <= 0.0:
+        return 0.0, False
+    w = w / a
+    if h > 0.0:
+        a = np.sum(w * x[j])
+        b = xs - a
+        c = np.sum(w * (x[j] - a) ** 2)
+        if np.sqrt(c) > 0.001 * rng:
+            w = w * (b / c * (x[j] - a) + 1.0)
+    del n
+    return float(np.sum(w * y[j])), True
 
-    delta = 0.01 * float(np.ptp(x))
-    out = lowess(y, x, frac=span, it=3, delta=delta, return_sorted=True)
-    return out[:, 0], out[:, 1]
+
+def _lowess(x: np.ndarray, y: np.ndarray, span: float, iterations: int = 3):
+    """R's ``lowess(x, y, f = span)`` (``clowess``: delta = 1 % of the range), sorted by x.
+
+    A port of R's C routine, including its robustness weights (bisquare of 6·median|res|
+    with the 0.001/0.999 cut-offs) and the linear interpolation over points closer than
+    ``delta``; statsmodels' lowess differs from it by ~1e-6.
+    """
+    order = np.argsort(x, kind="stable")
+    x, y = np.asarray(x, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]
+    n = x.size
+    delta = 0.01 * (x[-1] - x[0])
+    ns = max(2, min(n, int(span * n + 1e-7)))
+    ys = np.empty(n)
+    rw = None
+    for it in range(iterations + 1):
+        nleft, nright, last, i = 0, ns - 1, -1, 0
+        while True:
+            if nright < n - 1:
+                if x[i] - x[nleft] > x[nright + 1] - x[i]:
+                    nleft += 1
+                    nright += 1
+                    continue
+            value, ok = _lowest(x, y, x[i], nleft, nright, rw)
+            ys[i] = value if ok else y[i]
+            if last < i - 1:
+                denom = x[i] - x[last]
+                jj = np.arange(last + 1, i)
+                alpha = (x[jj] - x[last]) / denom
+                ys[jj] = alpha * ys[i] + (1.0 - alpha) * ys[last]
+            last = i
+            cut = x[last] + delta
+            i = last + 1
+            while i < n:
+                if x[i] > cut:
+                    break
+                if x[i] == x[last]:
+                    ys[i] = ys[last]
+                    last = i
+                i += 1
+            i = max(last + 1, i - 1)
+            if last >= n - 1:
+                break
+        res = y - ys
+        if it == iterations:
+            break
+        sc = np.mean(np.abs(res))
+        cmad = 6.0 * float(np.median(np.abs(res)))
+        if cmad < 1e-7 * sc:
+            break
+        r = np.abs(res)
+        rw = np.where(r <= 0.001 * cmad, 1.0, np.where(r <= 0.999 * cmad, (1 - (r / cmad) ** 2) ** 2, 0.0))
+    return x, ys
 
 
 def voom(counts, design, *, lib_size=None, span: float = 0.5) -> VoomResult:
