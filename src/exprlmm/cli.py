@@ -43,11 +43,12 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from exprlmm.commands import assoc, gsea, icna
+    from exprlmm.commands import assoc, design, gsea, icna
 
     cli.add_command(icna.icna)
     cli.add_command(assoc.assoc)
     cli.add_command(gsea.gsea)
+    cli.add_command(design.design)
 
 
 _register()

@@ -649,6 +649,15 @@ def _scatter(xp, values, selected):
 # ---------------------------------------------------------------------------------------
 # The scan
 # ---------------------------------------------------------------------------------------
+def _constant_genes(xp, block):
+    """Per-gene mean, a safe SD (1 for constant genes) and the host mask of constant genes."""
+    mean = xp.mean(block, axis=0)
+    sd = xp.std(block, axis=0)
+    constant = ~(to_numpy(sd) > 1e-12 * np.maximum(np.abs(to_numpy(mean)), 1.0))
+    sd_safe = xp.where(xp.asarray(constant, device=device(block)), 1.0, sd)
+    return mean, sd_safe, constant
+
+
 def lmm_scan(
     expression,
     trait,
@@ -740,10 +749,6 @@ def lmm_scan(
     dev = device(matrix)
     y = xp.asarray(y_np, dtype=xp.float64, device=dev)
     x = xp.asarray(x_np, dtype=xp.float64, device=dev)
-    mean = xp.mean(matrix, axis=0)
-    sd = xp.std(matrix, axis=0)
-    constant_np = ~(to_numpy(sd) > 1e-12 * np.maximum(np.abs(to_numpy(mean)), 1.0))
-    sd_safe = xp.where(xp.asarray(constant_np, device=dev), 1.0, sd)
 
     in_kinship = (
         np.ones(g, dtype=bool)
@@ -753,7 +758,7 @@ def lmm_scan(
     if in_kinship.shape != (g,):
         raise ValueError(f"kinship_genes must be a boolean mask of length {g}")
     if eigensystem is None:
-        usable = in_kinship & ~constant_np
+        usable = in_kinship & ~_constant_genes(xp, matrix)[2]
         if not usable.any():
             raise ValueError("no non-constant genes left to build the kinship")
         kinship_matrix = (
@@ -802,9 +807,12 @@ def lmm_scan(
     df_wald = n - x_np.shape[1] - 1
     for start in range(0, g, chunk):
         stop = min(start + chunk, g)
-        z = (matrix[:, start:stop] - mean[start:stop]) / sd_safe[start:stop]
+        mean, sd_safe, constant = _constant_genes(xp, matrix[:, start:stop])
+        z = (matrix[:, start:stop] - mean) / sd_safe
         xz = x.T @ z
-        ftf_schur = xp.sum(z * z, axis=0) - xp.sum(xz * (xtx_inv @ xz), axis=0)
+        # a standardised gene has zᵀz = N (ddof 0); a constant one is all zeros
+        ztz = xp.asarray(np.where(constant, 0.0, float(n)), device=dev)
+        ftf_schur = ztz - xp.sum(xz * (xtx_inv @ xz), axis=0)
         with errstate(xp):
             const = _Constants(n, x_np.shape[1], logdet_xtx + xp.log(ftf_schur), leave[start:stop])
         if delta == "refit":
@@ -835,16 +843,16 @@ def lmm_scan(
                     stat = n * np.log(st["rss0"] / st["rss"])
             stat = np.maximum(stat, 0.0)
             pvalue = stats.chi2.sf(stat, 1)
-        scale = 1.0 if standardize else to_numpy(sd_safe[start:stop])
+        scale = 1.0 if standardize else to_numpy(sd_safe)
         out["beta"][start:stop] = st["beta"] / scale
         out["se"][start:stop] = st["se"] / scale
         out["stat"][start:stop] = stat
         out["pvalue"][start:stop] = pvalue
         out["delta"][start:stop] = to_numpy(delta_used)
+        for key in ("beta", "se", "stat", "pvalue"):
+            out[key][start:stop][constant] = np.nan
         if progress is not None:
             progress(stop, g)
-    for key in ("beta", "se", "stat", "pvalue"):
-        out[key][constant_np] = np.nan
     frame = pd.DataFrame(
         {
             "gene": names,

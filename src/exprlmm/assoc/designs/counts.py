@@ -214,7 +214,9 @@ def _lowess(x: np.ndarray, y: np.ndarray, span: float, iterations: int = 3):
         if cmad < 1e-7 * sc:
             break
         r = np.abs(res)
-        rw = np.where(r <= 0.001 * cmad, 1.0, np.where(r <= 0.999 * cmad, (1 - (r / cmad) ** 2) ** 2, 0.0))
+        rw = np.where(
+            r <= 0.001 * cmad, 1.0, np.where(r <= 0.999 * cmad, (1 - (r / cmad) ** 2) ** 2, 0.0)
+        )
     return x, ys
 
 
