@@ -12,7 +12,15 @@ import contextlib
 import numpy as np
 from array_api_compat import array_namespace, device, is_numpy_namespace
 
-__all__ = ["device", "errstate", "is_numpy_namespace", "namespace", "to_numpy"]
+__all__ = [
+    "BACKENDS",
+    "device",
+    "errstate",
+    "is_numpy_namespace",
+    "namespace",
+    "to_backend",
+    "to_numpy",
+]
 
 
 def namespace(*arrays):
@@ -50,3 +58,52 @@ def errstate(xp):
     if is_numpy_namespace(xp):
         return np.errstate(divide="ignore", invalid="ignore")
     return contextlib.nullcontext()
+
+
+BACKENDS = ("numpy", "torch", "cupy")
+
+
+def to_backend(array, backend: str = "numpy", *, device_name: str | None = None):
+    """Move a host array to ``backend`` (float64): ``numpy`` (as is), ``torch`` or ``cupy``.
+
+    ``device_name`` is a torch device (default ``"cuda"``). A missing library or GPU is an
+    error that names the extra to install; there is no silent fall-back to the CPU.
+
+    Raises
+    ------
+    exprlmm.errors.UserInputError
+        If the backend's library is not installed or no GPU is visible to it.
+    """
+    from exprlmm.errors import UserInputError
+
+    if backend == "numpy":
+        return np.asarray(array, dtype=np.float64)
+    if backend == "torch":
+        try:
+            import torch
+        except ImportError:
+            raise UserInputError(
+                "--backend torch: PyTorch is not installed; install it with `pip install 'exprlmm[gpu]'` "
+                "(or a torch build for your CUDA version)"
+            ) from None
+        target = device_name or "cuda"
+        if target.startswith("cuda") and not torch.cuda.is_available():
+            raise UserInputError(
+                "--backend torch: no CUDA GPU is visible to PyTorch; use --device cpu or --backend numpy"
+            )
+        return torch.asarray(
+            np.asarray(array, dtype=np.float64), dtype=torch.float64, device=target
+        )
+    if backend == "cupy":
+        try:
+            import cupy
+        except ImportError:
+            raise UserInputError(
+                "--backend cupy: CuPy is not installed; install it with `pip install cupy-cuda12x` "
+                "(matching your CUDA version)"
+            ) from None
+        try:
+            return cupy.asarray(np.asarray(array, dtype=np.float64))
+        except Exception as err:  # cupy raises its own CUDA runtime errors when no GPU is present
+            raise UserInputError(f"--backend cupy: no usable GPU ({err})") from None
+    raise UserInputError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")

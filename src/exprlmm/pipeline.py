@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from exprlmm._xp import to_backend
 from exprlmm.assoc.lmm import NullModel, lmm_scan
 from exprlmm.assoc.slr import slr_scan
 from exprlmm.errors import UserInputError
@@ -59,6 +60,8 @@ class AssocSettings:
     duplicates: Literal["first", "mean", "error"] = "first"
     threads: int = 1
     chunk_size: int | None = None
+    backend: Literal["numpy", "torch", "cupy"] = "numpy"
+    device: str | None = None
 
     def delta_value(self) -> str | float:
         """``delta`` as the scan expects it: 'null', 'refit' or a float."""
@@ -208,13 +211,18 @@ def run_assoc(
     tables = []
     null = None
     kinship_info: dict[str, Any] = {}
+    genes = list(expression.columns)
     with threadpool_limits(limits=settings.threads):
         try:
+            values = to_backend(
+                expression.to_numpy(dtype=np.float64), settings.backend, device_name=settings.device
+            )
             if settings.model in ("slr", "both"):
                 t0 = time.perf_counter()
                 slr = slr_scan(
-                    expression,
+                    values,
                     trait,
+                    gene_names=genes,
                     covariates=covariates,
                     standardize=settings.standardize,
                     chunk_size=settings.chunk_size,
@@ -224,8 +232,9 @@ def run_assoc(
             if settings.model in ("lmm", "both"):
                 t0 = time.perf_counter()
                 mask, kinship_info = _kinship_mask(settings, expression.columns)
-                values = expression.to_numpy(dtype=np.float64)
-                eig = eigensystem_from_expression(values if mask.all() else values[:, mask])
+                eig = eigensystem_from_expression(
+                    values if mask.all() else values[:, np.flatnonzero(mask).tolist()]
+                )
                 timings["kinship_s"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 lmm = lmm_scan(
@@ -239,7 +248,7 @@ def run_assoc(
                     leave_out=settings.leave_out,
                     test=settings.test,
                     standardize=settings.standardize,
-                    gene_names=list(expression.columns),
+                    gene_names=genes,
                     chunk_size=settings.chunk_size,
                     progress=progress,
                 )

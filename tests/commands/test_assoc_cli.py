@@ -240,3 +240,37 @@ def test_python_m_entry_point_shows_help():
     )
     assert done.returncode == 0
     assert "--kinship-exclude" in done.stdout
+
+
+def test_missing_gpu_backend_is_a_clear_user_error(cohort_files, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch":
+            raise ImportError("no torch here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    path, _, _ = cohort_files
+    out = path / "res.tsv"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "assoc",
+            "-e",
+            str(path / "expr.tsv"),
+            "-s",
+            str(path / "samples.tsv"),
+            "-t",
+            "trait",
+            "--backend",
+            "torch",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "exprlmm[gpu]" in result.output
+    assert not out.exists()

@@ -146,6 +146,15 @@ def _split(value: str | None) -> tuple[str, ...]:
 )
 @click.option("--chunk-size", type=int, default=None, help="Genes per block (bounded memory).")
 @click.option(
+    "--backend",
+    type=click.Choice(["numpy", "torch", "cupy"]),
+    default="numpy",
+    show_default=True,
+    help="Array library for the LMM: numpy (CPU) or torch/cupy (GPU; extra [gpu]). "
+    "Same numbers at float64; never a silent fall-back to the CPU.",
+)
+@click.option("--device", default=None, help="torch device for --backend torch (default: cuda).")
+@click.option(
     "--output",
     "-o",
     required=True,
@@ -190,6 +199,8 @@ def assoc(**options) -> None:
         duplicates=options["duplicates"],
         threads=options["threads"],
         chunk_size=options["chunk_size"],
+        backend=options["backend"],
+        device=options["device"],
     )
     bar = None
     if sys.stderr.isatty():

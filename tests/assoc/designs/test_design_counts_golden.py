@@ -57,7 +57,9 @@ def test_filter_by_expr_drops_low_genes():
     assert keep.tolist() == [False, True, False]
 
 
-@pytest.mark.parametrize(("name", "formula"), [("limma", "~ weight + urea + C(group)"), ("fixed", "~ weight + urea")])
+@pytest.mark.parametrize(
+    ("name", "formula"), [("limma", "~ weight + urea + C(group)"), ("fixed", "~ weight + urea")]
+)
 def test_voom_weights_match_limma(sim, name, formula):
     design = build_design(formula, sim["mouse"])
     v = voom(sim["counts"][:, sim["keep"]], design.x, lib_size=sim["lib"])

@@ -63,7 +63,16 @@ class Finding:
 
 
 def _is_numeric(values: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    """Numeric dtype, or text whose every value parses as a number (codes kept as text)."""
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
+def _as_float(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
 def _r2_one_way(values: np.ndarray, groups: pd.Series) -> float:
@@ -94,15 +103,16 @@ def _score_source(column: str, samples: pd.DataFrame) -> tuple[str, float] | Non
     if match and match.group("base") in samples.columns:
         base = match.group("base")
         if _is_numeric(samples[base]):
-            rho = stats.spearmanr(values, samples[base]).statistic
+            rho = stats.spearmanr(_as_float(values), _as_float(samples[base])).statistic
             return base, float(rho)
-    v = values.to_numpy(dtype=float)
-    if np.all(v == np.round(v)) and 2 <= len(np.unique(v)) <= 10:
+    v = _as_float(values)
+    # unnamed scores: integer codes with 4–10 values (3-level codes are usually group IDs)
+    if np.all(v == np.round(v)) and 4 <= len(np.unique(v)) <= 10:
         best: tuple[str, float] | None = None
         for other in samples.columns:
             if other == column or not _is_numeric(samples[other]):
                 continue
-            o = samples[other].to_numpy(dtype=float)
+            o = _as_float(samples[other])
             # the measured column must be continuous-looking (mostly distinct values)
             if len(np.unique(o)) < max(2 * len(np.unique(v)), 0.8 * len(o)) or np.ptp(o) == 0:
                 continue
@@ -270,7 +280,7 @@ def design_advice(
             labels = samples[factors].astype(str).agg(":".join, axis=1)
             if labels.nunique() >= n:
                 continue
-            r2 = _r2_one_way(samples[var].to_numpy(dtype=float), labels)
+            r2 = _r2_one_way(_as_float(samples[var]), labels)
             if r2 >= 0.5:
                 findings.append(
                     Finding(
