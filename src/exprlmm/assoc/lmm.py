@@ -55,6 +55,7 @@ from exprlmm.assoc._common import (
     benjamini_hochberg,
     default_chunk_size,
     fixed_design,
+    memory_budget,
     two_sided_t_pvalue,
 )
 from exprlmm.kinship.kinship import Eigensystem, eigensystem_from_expression
@@ -802,7 +803,9 @@ def lmm_scan(
     whiteners: dict[float, _Whitener] = {}
     numpy_eig = eigensystem if is_numpy_namespace(xp) else None
 
-    chunk = chunk_size or default_chunk_size(n, n_arrays=8 + 2 * x_np.shape[1])
+    chunk = chunk_size or default_chunk_size(
+        n, budget_bytes=memory_budget(matrix), n_arrays=8 + 2 * x_np.shape[1]
+    )
     out = {key: np.full(g, np.nan) for key in ("beta", "se", "stat", "pvalue", "delta")}
     df_wald = n - x_np.shape[1] - 1
     for start in range(0, g, chunk):

@@ -27,6 +27,7 @@ from exprlmm.assoc._common import (
     benjamini_hochberg,
     default_chunk_size,
     fixed_design,
+    memory_budget,
     two_sided_t_pvalue,
 )
 
@@ -76,7 +77,7 @@ def slr_scan(
     r_y = y - q_basis @ (q_basis.T @ y)
     ryy = float(xp.sum(r_y * r_y))
     df = n - x_np.shape[1] - 1
-    chunk = chunk_size or default_chunk_size(n)
+    chunk = chunk_size or default_chunk_size(n, budget_bytes=memory_budget(matrix))
     beta = np.empty(g)
     se = np.empty(g)
     for start in range(0, g, chunk):

@@ -168,8 +168,8 @@ def run_design(settings: DesignSettings) -> DesignRun:
             v.expression, index=expression.index, columns=expression.columns[keep]
         )
         weights = v.weights
-        info["norm_factors"] = dict(zip(samples.index, factors.tolist()))
-        info["lib_size"] = dict(zip(samples.index, lib.tolist()))
+        info["norm_factors"] = dict(zip(samples.index, factors.tolist(), strict=True))
+        info["lib_size"] = dict(zip(samples.index, lib.tolist(), strict=True))
     with threadpool_limits(limits=settings.threads):
         t0 = time.perf_counter()
         result = fit_design(

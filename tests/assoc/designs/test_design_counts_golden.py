@@ -43,7 +43,7 @@ def sim():
 
 def test_filter_and_tmm_match_edger(sim):
     kept = (REF / "golden_filter_keep.txt").read_text().split()
-    assert [g for g, k in zip(sim["genes"], sim["keep"]) if k] == kept
+    assert [g for g, k in zip(sim["genes"], sim["keep"], strict=True) if k] == kept
     ref = pd.read_csv(REF / "golden_tmm.tsv", sep="\t", skipinitialspace=True)
     np.testing.assert_allclose(sim["factors"], ref["norm_factor"], rtol=1e-12)
     uq = np.loadtxt(REF / "golden_upperquartile.txt")
@@ -94,7 +94,7 @@ def test_weighted_mixed_model_matches_lmer_on_voom(sim):
     fit = fit_variance_components(
         v.expression[:, :25], design.x, design.kernels, weights=v.weights[:, :25]
     )
-    genes = [g for g, k in zip(sim["genes"], sim["keep"]) if k][:25]
+    genes = [g for g, k in zip(sim["genes"], sim["keep"], strict=True) if k][:25]
     ref = pd.read_csv(REF / "golden_voom_lmer.tsv", sep="\t", skipinitialspace=True)
     for j, term in enumerate(["(Intercept)", "weight", "urea"]):
         res = contrast_test(fit, np.eye(3)[j])
