@@ -83,7 +83,9 @@ def main(n_reps: int, write_counts: Path | None) -> pd.DataFrame:
             # voom from the fixed part of the model (as dream)
             v = voom(c, design.x, lib_size=lib)
             expr = pd.DataFrame(v.expression, index=mouse.index, columns=genes)
-            res = fit_design(expr, mouse, formula, test=["weight", "urea"], weights=v.weights, ebayes=eb)
+            res = fit_design(
+                expr, mouse, formula, test=["weight", "urea"], weights=v.weights, ebayes=eb
+            )
             for term, truth in (("weight", tw[keep]), ("urea", tu[keep])):
                 part = res.table[res.table.term == term]
                 rows.append(
@@ -95,7 +97,11 @@ def main(n_reps: int, write_counts: Path | None) -> pd.DataFrame:
 
 if __name__ == "__main__":
     n_reps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    out_dir = Path(sys.argv[sys.argv.index("--write-counts") + 1]) if "--write-counts" in sys.argv else None
+    out_dir = (
+        Path(sys.argv[sys.argv.index("--write-counts") + 1])
+        if "--write-counts" in sys.argv
+        else None
+    )
     table = main(n_reps, out_dir)
     summary = table.groupby(["method", "term"])[["null_p05", "fdp", "power"]].mean().round(4)
     print(summary.to_string())
