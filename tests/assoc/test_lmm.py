@@ -201,3 +201,30 @@ def test_too_few_samples_and_collinear_covariates_raise():
         lmm_scan(EXPR[:3], TRAIT[:3], covariates=COV[:3])
     with pytest.raises(ValueError, match="collinear"):
         lmm_scan(EXPR, TRAIT, covariates=np.column_stack([COV, 2 * COV]))
+
+
+def test_leave_gene_out_with_genes_outside_the_kinship():
+    """Genes not in K keep the full K; genes in K get K without themselves (two δ' values)."""
+    in_k = np.arange(EXPR.shape[1]) % 3 != 0
+    zk = Z[:, in_k]
+    eig = eigensystem_from_expression(EXPR[:, in_k])
+    res = lmm_scan(
+        EXPR,
+        TRAIT,
+        covariates=COV,
+        eigensystem=eig,
+        kinship_genes=in_k,
+        delta=0.6,
+        leave_out="gene",
+    )
+    n_k = int(in_k.sum())
+    for k in GENES:
+        if in_k[k]:
+            col = int(in_k[:k].sum())
+            rest = np.delete(zk, col, axis=1)
+            kinship = clipped(rest @ rest.T / (n_k - 1))
+        else:
+            kinship = clipped(zk @ zk.T / n_k)
+        beta, se, _ = dense_fit_at(TRAIT, np.column_stack([X0, Z[:, k]]), kinship, 0.6, "reml")
+        assert res.beta[k] == pytest.approx(beta[-1], abs=1e-10)
+        assert res.se[k] == pytest.approx(se[-1], abs=1e-10)

@@ -633,6 +633,8 @@ def _fixed_delta_block(comp, design, eig, z, const, method, delta_prime, whitene
             logdet = comp.logdet(xp.asarray([value], dtype=xp.float64, device=dev))
             sums = _sums_per_gene(comp, design, block, deltas, logdet)
         result = _statistics(sums, sub_const, method, xp)
+        # gene-independent terms (rss0) come out with shape (1,): give every gene its value
+        result = {key: xp.broadcast_to(result[key], (sub_z.shape[1],)) for key in keys}
         if selected is None:
             out = {key: result[key] for key in keys}
         else:
