@@ -7,7 +7,7 @@ import pandas as pd
 from array_api_compat import is_array_api_obj
 from scipy import stats
 
-from exprlmm._xp import namespace
+from exprlmm._xp import namespace, to_numpy
 
 RESULT_COLUMNS = ["gene", "beta", "se", "stat", "df", "pvalue", "padj"]
 
@@ -46,15 +46,22 @@ def as_matrix(expression, gene_names=None) -> tuple[object, list[str]]:
 
 
 def fixed_design(trait, covariates, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(y, X)`` with ``X = [1, covariates]``; check shapes, finiteness and rank."""
-    y = np.asarray(trait, dtype=np.float64).reshape(-1)
+    """Return host ``(y, X)`` with ``X = [1, covariates]``; check shapes, finiteness and rank.
+
+    ``trait`` and ``covariates`` may be arrays of any backend; the design is small and lives
+    on the host.
+    """
+    y = np.asarray(to_numpy(trait) if is_array_api_obj(trait) else trait, dtype=np.float64).reshape(
+        -1
+    )
     if y.shape[0] != n_samples:
         raise ValueError(f"trait has {y.shape[0]} values for {n_samples} samples")
     if not np.all(np.isfinite(y)):
         raise ValueError("trait contains NaN or infinite values")
     columns = [np.ones(n_samples)]
     if covariates is not None:
-        cov = np.asarray(covariates, dtype=np.float64)
+        cov = to_numpy(covariates) if is_array_api_obj(covariates) else covariates
+        cov = np.asarray(cov, dtype=np.float64)
         if cov.ndim == 1:
             cov = cov[:, None]
         if cov.shape[0] != n_samples:

@@ -268,9 +268,7 @@ def fit_null_model(
     if method not in ("reml", "ml"):
         raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
     comp = _Components.from_eigensystem(eigensystem, namespace(eigensystem.vectors)).on_host()
-    y, x = fixed_design(
-        to_numpy(trait), None if covariates is None else to_numpy(covariates), eigensystem.n_samples
-    )
+    y, x = fixed_design(trait, covariates, eigensystem.n_samples)
     n, c = x.shape
     pxx = comp.products(x, x)
     pxy = comp.products(x, y[:, None])[:, :, 0]
@@ -746,9 +744,7 @@ def lmm_scan(
     matrix, names = as_matrix(expression, gene_names)
     xp = namespace(matrix)
     n, g = matrix.shape
-    y_np, x_np = fixed_design(
-        to_numpy(trait), None if covariates is None else to_numpy(covariates), n
-    )
+    y_np, x_np = fixed_design(trait, covariates, n)
     dev = device(matrix)
     y = xp.asarray(y_np, dtype=xp.float64, device=dev)
     x = xp.asarray(x_np, dtype=xp.float64, device=dev)

@@ -68,9 +68,7 @@ def slr_scan(
     matrix, names = as_matrix(expression, gene_names)
     xp = namespace(matrix)
     n, g = matrix.shape
-    y_np, x_np = fixed_design(
-        to_numpy(trait), None if covariates is None else to_numpy(covariates), n
-    )
+    y_np, x_np = fixed_design(trait, covariates, n)
     dev = device(matrix)
     q_basis = xp.asarray(np.linalg.qr(x_np)[0], device=dev)
     y = xp.asarray(y_np, device=dev)

@@ -13,14 +13,16 @@ and :math:`W_g` the (optional, e.g. voom) precision weights. With
 
 (lme4's REML criterion is :math:`-2\ell_R`). Two fitting paths, both vectorised over genes:
 
-* **one random intercept, no weights** — the core scan's trick: ``K = U diag(s) Uᵀ`` is
+* **one random intercept** — without weights, the core scan's trick: ``K = U diag(s) Uᵀ`` is
   decomposed once, ``Y`` and ``X`` are rotated once, and with :math:`\lambda = \sigma_1^2/\sigma_0^2`
   the profile :math:`\ell_R(\lambda)` (σ₀² profiled out) is a weighted sum over eigen-components
   with weights :math:`1/(1 + \lambda s_i)`. It is evaluated for all genes on a grid of
   :math:`h = \lambda/(1+\lambda) \in [0, 1)` by matrix products, and refined by vectorised golden
   section between the best node's neighbours. :math:`\lambda = 0` (a *singular* fit) is taken when
-  the best node is 0 and the REML score at 0 is not positive.
-* **several random intercepts, or weights** — Fisher scoring on
+  the best node is 0 and no refined point beats it. With weights the same grid and golden
+  section run on the dense profile (:math:`H_g = W_g^{-1} + \lambda K`, one batched Cholesky
+  per evaluation).
+* **several random intercepts** — Fisher scoring on
   :math:`(\sigma_0^2, \dots, \sigma_m^2)` with ``G × N × N`` batches:
   score :math:`\tfrac12[y^\top P V_k P y - \operatorname{tr}(P V_k)]`, information
   :math:`\tfrac12\operatorname{tr}(P V_k P V_l)`, components projected on
@@ -330,10 +332,59 @@ def _fit_one_kernel(y, x, kernel, method, grid_size):
     return np.stack([sigma0, lam * sigma0], axis=1)
 
 
+def _dense_profile_loglik(lam, y, x, resid_cov, kernel, method):
+    """Profiled (RE)ML at one λ per gene with ``H_g = R_g + λ_g K`` (dense, ``G × N × N``)."""
+    n, p = x.shape
+    h = resid_cov + lam[:, None, None] * kernel
+    chol = np.linalg.cholesky(h)
+    rhs = np.concatenate([np.broadcast_to(x, (y.shape[0], n, p)), y[:, :, None]], axis=2)
+    white = np.linalg.solve(chol, rhs)  # (G, N, p+1)
+    wx, wy = white[:, :, :p], white[:, :, p]
+    xhx = np.swapaxes(wx, 1, 2) @ wx
+    xhy = np.einsum("gnp,gn->gp", wx, wy)
+    yhy = np.einsum("gn,gn->g", wy, wy)
+    diag, half = _small_cholesky_solve(xhx, xhy)
+    rss = np.maximum(yhy - np.einsum("ga,ga->g", half, half), 1e-300)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    if method == "reml":
+        d = n - p
+        logdet_a = 2.0 * np.log(diag).sum(axis=-1)
+        return -0.5 * (d * (LOG_2PI + np.log(rss / d)) + logdet + logdet_a + d), rss
+    return -0.5 * (n * (LOG_2PI + np.log(rss / n)) + logdet + n), rss
+
+
+def _fit_one_kernel_weighted(y, x, resid_cov, kernel, method, grid_size):
+    """λ per gene for one kernel with per-gene residual covariance (voom weights)."""
+    g = y.shape[0]
+    n, p = x.shape
+    lams = np.concatenate([[0.0], np.logspace(-5, 6, grid_size - 1)])
+    hs = lams / (1.0 + lams)
+    ll = np.empty((lams.size, g))
+    for i, lam in enumerate(lams):
+        ll[i] = _dense_profile_loglik(np.full(g, lam), y, x, resid_cov, kernel, method)[0]
+    ll = np.where(np.isfinite(ll), ll, -np.inf)
+    best = np.argmax(ll, axis=0)
+    lo = hs[np.maximum(best - 1, 0)]
+    hi = hs[np.minimum(best + 1, lams.size - 1)]
+
+    def objective(hv):
+        value = _dense_profile_loglik(hv / (1.0 - hv), y, x, resid_cov, kernel, method)[0]
+        return np.where(np.isfinite(value), value, -np.inf)
+
+    h = _golden_max(objective, lo, hi)
+    h = np.where(objective(h) >= ll[best, np.arange(g)], h, hs[best])
+    h = np.where((best == 0) & (ll[0] >= objective(h) - 1e-12 * np.abs(ll[0])), 0.0, h)
+    lam = h / (1.0 - h)
+    rss = _dense_profile_loglik(lam, y, x, resid_cov, kernel, method)[1]
+    sigma0 = rss / ((n - p) if method == "reml" else n)
+    return np.stack([sigma0, lam * sigma0], axis=1)
+
+
 # ---------------------------------------------------------------------------------------
 # General: Fisher scoring with an active set
 # ---------------------------------------------------------------------------------------
 def _fisher_scoring(y, x, comps, method, max_iter, tol):
+    """Fisher scoring for all genes; genes leave the iteration once converged."""
     g = y.shape[0]
     n, p = x.shape
     c = len(comps)
@@ -341,32 +392,38 @@ def _fisher_scoring(y, x, comps, method, max_iter, tol):
     resid = y - (y @ np.linalg.pinv(x).T) @ x.T
     s2 = np.maximum((resid * resid).sum(axis=1) / max(n - p, 1), 1e-12)
     sigma2 = np.repeat((s2 / c)[:, None], c, axis=1)
-    pieces = _pieces(y, x, _covariance(sigma2, comps), method)
+    active = np.arange(g)
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007  (the count is reported)
-        score, fisher, _ = _score_information(pieces, comps)
-        at_zero = np.zeros((g, c), dtype=bool)
-        at_zero[:, 1:] = (sigma2[:, 1:] <= 0.0) & (score[:, 1:] <= 0.0)
+        ya = y[active]
+        ca = [comps[0][active] if comps[0].shape[0] > 1 else comps[0], *comps[1:]]
+        sa = sigma2[active]
+        ga = active.size
+        pieces = _pieces(ya, x, _covariance(sa, ca), method)
+        score, fisher, _ = _score_information(pieces, ca)
+        at_zero = np.zeros((ga, c), dtype=bool)
+        at_zero[:, 1:] = (sa[:, 1:] <= 0.0) & (score[:, 1:] <= 0.0)
         free2 = ~at_zero[:, :, None] & ~at_zero[:, None, :]
         info = np.where(free2, fisher, np.eye(c)[None])
         rhs = np.where(at_zero, 0.0, score)
         step = np.linalg.solve(info, rhs[..., None])[..., 0]
-        scale = np.ones(g)
+        scale = np.ones(ga)
         for _ in range(30):
-            cand = sigma2 + scale[:, None] * step
+            cand = sa + scale[:, None] * step
             cand[:, 1:] = np.maximum(cand[:, 1:], 0.0)
             bad0 = cand[:, 0] <= 0.0
             if bad0.any():
                 scale = np.where(bad0, scale / 2.0, scale)
                 continue
-            new = _pieces(y, x, _covariance(cand, comps), method)
+            new = _pieces(ya, x, _covariance(cand, ca), method)
             worse = new.loglik < pieces.loglik - 1e-10 * np.abs(pieces.loglik)
             if not worse.any():
                 break
             scale = np.where(worse, scale / 2.0, scale)
-        change = np.abs(cand - sigma2).max(axis=1) / sigma2.sum(axis=1)
-        sigma2, pieces = cand, new
-        if np.all(change < tol):
+        change = np.abs(cand - sa).max(axis=1) / sa.sum(axis=1)
+        sigma2[active] = cand
+        active = active[change >= tol]
+        if active.size == 0:
             break
     return sigma2, it
 
@@ -428,8 +485,11 @@ def fit_variance_components(
         rwr = np.einsum("ga,gab,gb->g", resid, fit.vinv, resid)
         sigma2 = (rwr / ((n - x.shape[1]) if method == "reml" else n))[:, None]
         return _finish(y, x, sigma2, comps, method, 0)
-    if weights is None and len(kernels) == 1:
-        sigma2 = _fit_one_kernel(y, x, kernels[0], method, grid_size)
+    if len(kernels) == 1:
+        if weights is None:
+            sigma2 = _fit_one_kernel(y, x, kernels[0], method, grid_size)
+        else:
+            sigma2 = _fit_one_kernel_weighted(y, x, resid_cov, kernels[0], method, grid_size)
         return _finish(y, x, sigma2, comps, method, 0)
     sigma2, iterations = _fisher_scoring(y, x, comps, method, max_iter, tol)
     return _finish(y, x, sigma2, comps, method, iterations)
