@@ -58,6 +58,7 @@ from exprlmm.assoc._common import (
     memory_budget,
     two_sided_t_pvalue,
 )
+from exprlmm.assoc._optimize import golden_section_max
 from exprlmm.kinship.kinship import Eigensystem, eigensystem_from_expression
 
 LMM_COLUMNS = ["gene", "beta", "se", "stat", "df", "pvalue", "padj", "h2", "delta"]
@@ -505,7 +506,7 @@ def _refit_block(comp, design, block, const, method, bounds, n_nodes):
             _sums_per_gene(comp, design, block, xp.exp(t), logdet), const, method, xp
         )
 
-    t = _golden_section_max(interpolated, lower, upper, xp)
+    t = golden_section_max(interpolated, lower, upper, xp)
     exact = exact_at(t)
     # keep the best exact node if the refined point is (numerically) worse
     worse = ~(exact["loglik"] >= best_value - 1e-12 * xp.abs(best_value))
@@ -523,44 +524,6 @@ def _contract(xp, basis, coef):
     """``Σ_j basis[j, g] · coef[j, g, ...]`` for per-gene series (or shared ``coef[j, g]``)."""
     expand = xp.reshape(basis, tuple(basis.shape) + (1,) * (coef.ndim - 2))
     return xp.sum(expand * coef, axis=0)
-
-
-def _golden_section_max(f, lower, upper, xp=np, iterations: int = 24):
-    """Vectorised golden-section maximisation of ``f`` on per-element brackets."""
-    ratio = (5.0**0.5 - 1.0) / 2.0
-    a, b = lower, upper
-    c1 = b - ratio * (b - a)
-    c2 = a + ratio * (b - a)
-    f1, f2 = f(c1), f(c2)
-    for _ in range(iterations):
-        move_left = f1 >= f2  # the maximum lies in [a, c2]
-        b = xp.where(move_left, c2, b)
-        a = xp.where(move_left, a, c1)
-        new = xp.where(move_left, b - ratio * (b - a), a + ratio * (b - a))
-        f_new = f(new)
-        c2, f2, c1, f1 = (
-            xp.where(move_left, c1, new),
-            xp.where(move_left, f1, f_new),
-            xp.where(move_left, new, c2),
-            xp.where(move_left, f_new, f2),
-        )
-    fa, fb = f(a), f(b)
-    # one parabolic step through the best interior point and its neighbours
-    left = xp.where(f1 >= f2, a, c1)
-    middle = xp.where(f1 >= f2, c1, c2)
-    right = xp.where(f1 >= f2, c2, b)
-    f_left = xp.where(f1 >= f2, fa, f1)
-    f_mid = xp.where(f1 >= f2, f1, f2)
-    f_right = xp.where(f1 >= f2, f2, fb)
-    num = (middle - left) ** 2 * (f_mid - f_right) - (middle - right) ** 2 * (f_mid - f_left)
-    den = (middle - left) * (f_mid - f_right) - (middle - right) * (f_mid - f_left)
-    with errstate(xp):
-        vertex = middle - 0.5 * num / den
-    vertex = xp.where(xp.isfinite(vertex), xp.clip(vertex, left, right), middle)
-    candidates = xp.stack([a, b, c1, c2, vertex])
-    values = xp.stack([fa, fb, f1, f2, f(vertex)])
-    best = xp.argmax(values, axis=0)
-    return xp.take_along_axis(candidates, best[None, :], axis=0)[0, :]
 
 
 # ---------------------------------------------------------------------------------------

@@ -35,7 +35,10 @@ class DesignSettings:
     counts: str | None = None
     test: tuple[str, ...] = ()
     method: Literal["reml", "ml"] = "reml"
-    ebayes: bool = False
+    ebayes: bool = True
+    variance: Literal["consensus", "gene"] = "consensus"
+    ddf: Literal["satterthwaite", "kenward-roger"] = "satterthwaite"
+    lrt: bool = False
     normalization: Literal["TMM", "upperquartile", "none"] = "TMM"
     filter_counts: bool = True
     min_count: float = 10.0
@@ -180,20 +183,55 @@ def run_design(settings: DesignSettings) -> DesignRun:
             weights=weights,
             method=settings.method,
             ebayes=settings.ebayes,
+            variance=settings.variance,
+            ddf=settings.ddf,
+            lrt=settings.lrt,
         )
         fit_s = time.perf_counter() - t0
     table = result.table.merge(result.variance.drop(columns=["singular", "loglik"]), on="gene")
+    n_unconverged = int((~result.variance["converged"]).sum())
     table = table.rename(columns=STYLES[settings.style])
     advice = format_advice(result.advice)
     n_genes = expression.shape[1]
+    n_singular = int(result.variance["singular"].sum())
+    if settings.variance == "consensus" and result.design.random:
+        ratios = result.settings.get("consensus_ratios", {})
+        shown = ", ".join(f"{k}: {v:.3g}" for k, v in ratios.items())
+        variance_line = (
+            f"variance ratios σ²_group/σ²_residual pooled across genes ({shown}); a gene's own "
+            f"REML fit would be singular for {n_singular} of {n_genes} genes"
+        )
+    elif result.design.random:
+        variance_line = (
+            f"singular fits: {n_singular} of {n_genes} genes (variance component at 0: those "
+            "genes get the fixed-effects model)"
+        )
+    else:
+        variance_line = "no random effects: fixed-effects (weighted) least squares"
+    filter_line = []
+    if settings.counts is not None:
+        dropped = info["n_genes_filtered_low_counts"]
+        filter_line = [
+            f"low-count filter (filterByExpr, min count {settings.min_count:g}): kept "
+            f"{n_genes} of {n_genes + dropped} genes; {settings.normalization} factors "
+            + ", ".join(f"{v:.3f}" for v in info["norm_factors"].values())
+        ]
     lines = [
         *report.summary_lines(),
+        *filter_line,
         f"fitted {n_genes} genes × {len(result.tested)} term(s) "
-        f"({settings.method.upper()}, Satterthwaite df"
+        f"({settings.method.upper()}, "
+        + ("Kenward–Roger" if settings.ddf == "kenward-roger" else "Satterthwaite")
+        + " df"
         + (", empirical-Bayes variances" if settings.ebayes else "")
-        + f"); singular fits: {int(result.variance['singular'].sum())} of {n_genes} genes "
-        "(variance component at 0: the fixed-effects model)",
+        + ")",
+        variance_line,
     ]
+    if n_unconverged:
+        lines.append(
+            f"warning: the variance-component iteration did not converge for {n_unconverged} "
+            "gene(s) (column converged = False); treat their results with caution"
+        )
     padj = result.table.groupby("term")["padj"]
     for term, values in padj:
         lines.append(f"{term}: {int((values < 0.05).sum())} genes at BH-adjusted p < 0.05")
@@ -217,6 +255,33 @@ def run_design(settings: DesignSettings) -> DesignRun:
         "timings": {"fit_s": fit_s, "total_s": time.perf_counter() - started},
     }
     return DesignRun(table, record, tuple(advice), tuple(lines))
+
+
+def write_plots(table: pd.DataFrame, output: str, *, style: str = "tidy") -> list[Path]:
+    """Volcano and QQ figures next to ``output`` (atomic writes); returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from exprlmm.io.atomic import atomic_path
+    from exprlmm.pl.designs import qq_plot, volcano_plot
+
+    inverse = {v: k for k, v in STYLES[style].items()}
+    tidy = table.rename(columns=inverse)
+    terms = list(dict.fromkeys(tidy["term"]))
+    paths = []
+    for kind, draw in (("volcano", volcano_plot), ("qq", qq_plot)):
+        fig, axes = plt.subplots(1, len(terms), figsize=(4.5 * len(terms), 4), squeeze=False)
+        for ax, term in zip(axes[0], terms, strict=True):
+            draw(tidy, term, ax=ax)
+        fig.tight_layout()
+        path = Path(f"{output}.{kind}.png")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -263,9 +328,32 @@ def _split(value: str | None) -> tuple[str, ...]:
 )
 @click.option(
     "--ebayes/--no-ebayes",
-    default=False,
+    default=True,
     show_default=True,
     help="Moderate residual variances across genes (limma eBayes); adds prior df to each test.",
+)
+@click.option(
+    "--variance",
+    type=click.Choice(["consensus", "gene"]),
+    default="consensus",
+    show_default=True,
+    help="consensus: variance ratios pooled across genes, then GLS per gene (as limma "
+    "duplicateCorrelation; calibrated at small N); gene: each gene's own REML fit with "
+    "Satterthwaite df (as lmer + lmerTest; use with --no-ebayes to reproduce lmerTest).",
+)
+@click.option(
+    "--ddf",
+    type=click.Choice(["satterthwaite", "kenward-roger"]),
+    default="satterthwaite",
+    show_default=True,
+    help="Denominator df of the tests, as lmerTest. kenward-roger needs --variance gene "
+    "--no-ebayes (and is checked against pbkrtest on unweighted fits only).",
+)
+@click.option(
+    "--lrt",
+    is_flag=True,
+    help="Likelihood-ratio tests (ML refits without each tested term; χ² on its df) instead "
+    "of Wald tests; needs --variance gene --no-ebayes.",
 )
 @click.option(
     "--normalization",
@@ -301,6 +389,11 @@ def _split(value: str | None) -> tuple[str, ...]:
     help="Print the design advice from the sample sheet and stop (no matrix needed).",
 )
 @click.option(
+    "--plots",
+    is_flag=True,
+    help="Also write <output>.volcano.png and <output>.qq.png (one panel per tested term).",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False),
@@ -316,9 +409,13 @@ def design(**options) -> None:
 
     Output: one row per gene × tested term with beta se df stat pvalue padj (BH within the
     term), ndf and test (t or F), singular (a variance component at 0: the fit is then the
-    fixed-effects model) and the per-gene variance components sigma2_*.
+    fixed-effects model), the per-gene variance components sigma2_* and converged.
     Design advice (few levels, confounding, scores of measured values, size) is printed
     first and written to the run record.
+
+    By default the random-effect variance ratios are pooled across genes and the residual
+    variances moderated (empirical Bayes): calibrated at N ≈ 10 (docs/designs.md).
+    --variance gene --no-ebayes reproduces lmer + lmerTest gene by gene.
     """
     from exprlmm.io.record import run_record_path, write_run_record
     from exprlmm.io.tables import write_table
@@ -331,6 +428,9 @@ def design(**options) -> None:
         test=_split(options["test"]),
         method="reml" if options["reml"] else "ml",
         ebayes=options["ebayes"],
+        variance=options["variance"],
+        ddf=options["ddf"],
+        lrt=options["lrt"],
         normalization=options["normalization"],
         filter_counts=not options["no_filter"],
         min_count=options["min_count"],
@@ -361,6 +461,9 @@ def design(**options) -> None:
         click.echo(line, err=True)
     output = options["output"]
     write_table(run.table, output)
+    if options["plots"]:
+        for path in write_plots(run.table, output, style=settings.style):
+            click.echo(f"wrote {path}", err=True)
     record = run_record_path(output)
     write_run_record(record, {**run.record, "output": str(output)})
     click.echo(f"wrote {Path(output)} and {record}", err=True)

@@ -81,6 +81,22 @@ def sample_sorted_subsets(rng: np.random.Generator, n: int, k: int, m: int) -> N
     return out
 
 
+def _stable_argsort_rows(z: NDArray) -> tuple[NDArray[np.intp], NDArray]:
+    """Row-wise stable argsort of ``z`` and the sorted rows.
+
+    For 16-bit values and rows shorter than 2¹⁶ the value and the column are packed into one
+    32-bit key (value high, column low) and sorted as integers: same result as
+    ``argsort(kind="stable")`` (ties in column order), several times faster.
+    """
+    if z.dtype == np.uint16 and z.shape[1] <= 1 << 16:
+        key = z.astype(np.uint32) << np.uint32(16)
+        key |= np.arange(z.shape[1], dtype=np.uint32)
+        key.sort(axis=1)
+        return (key & np.uint32(0xFFFF)).astype(np.intp), (key >> np.uint32(16)).astype(z.dtype)
+    order = np.argsort(z, axis=1, kind="stable")
+    return order, np.take_along_axis(z, order, axis=1)
+
+
 def sample_distinct(rng: np.random.Generator, n: int, k: int, m: int) -> NDArray[np.int32]:
     """``m`` rows of k distinct values of ``range(n)`` in draw order (uniform sequences)."""
     if not 0 < k <= n:
@@ -94,8 +110,7 @@ def sample_distinct(rng: np.random.Generator, n: int, k: int, m: int) -> NDArray
     dtype = np.uint16 if n <= np.iinfo(np.uint16).max else np.int32
     while todo.size:
         z = rng.integers(0, n, size=(todo.size, length), dtype=dtype)
-        order = np.argsort(z, axis=1, kind="stable")
-        zs = np.take_along_axis(z, order, axis=1)
+        order, zs = _stable_argsort_rows(z)
         first_sorted = np.empty(zs.shape, dtype=bool)
         first_sorted[:, 0] = True
         np.not_equal(zs[:, 1:], zs[:, :-1], out=first_sorted[:, 1:])

@@ -50,18 +50,24 @@ def test_counts_run_writes_table_and_record(files):
             str(files["sheet"]),
             "--formula",
             "~ weight + urea + (1|group)",
+            "--plots",
             "-o",
             str(out),
         ]
     )
     assert res.exit_code == 0, res.output
+    for kind in ("volcano", "qq"):
+        assert Path(f"{out}.{kind}.png").read_bytes()[:4] == b"\x89PNG"
     table = pd.read_csv(out, sep="\t")
     assert list(table.columns[:8]) == ["gene", "term", "beta", "se", "df", "stat", "pvalue", "padj"]
     assert {"singular", "sigma2_residual", "sigma2_group"} <= set(table.columns)
     assert set(table.term) == {"weight", "urea"}
     assert table.gene.nunique() == len(table) // 2
-    assert np.all((table.df > 0) & (table.df <= 7 + 1e-9))
     record = json.loads(Path(f"{out}.run.json").read_text())
+    # defaults: consensus variance ratio (GLS, N − p = 7 df) + empirical Bayes (+ d0)
+    d0 = record["fit"]["ebayes_prior"]["df_prior"]
+    np.testing.assert_allclose(table.df, 7 + d0, rtol=1e-9)
+    assert record["fit"]["consensus_ratios"]["group"] > 0
     assert record["command"] == "design"
     assert any(a["code"] == "few-levels" for a in record["advice"])
     assert len(record["counts"]["norm_factors"]) == 10
@@ -81,6 +87,9 @@ def test_expression_run_matches_api(files):
             "~ weight + urea + (1|group)",
             "--test",
             "urea",
+            "--variance",
+            "gene",
+            "--no-ebayes",
             "--style",
             "limma",
             "-o",
@@ -204,3 +213,32 @@ def test_check_only_prints_advice(files):
     )
     assert res.exit_code == 0
     assert "no-tested-term" in res.output and "numeric-grouping" in res.output
+
+
+def test_kenward_roger_option(files):
+    out = files["dir"] / "kr.tsv"
+    base = ["design", "--expression", str(files["expr"]), "--samples", str(files["sheet"])]
+    res = _run(
+        [
+            *base,
+            "--formula",
+            "~ weight + urea + (1|group)",
+            "--ddf",
+            "kenward-roger",
+            "--variance",
+            "gene",
+            "--no-ebayes",
+            "-o",
+            str(out),
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out, sep="\t").set_index(["gene", "term"])
+    ref = pd.read_csv(REF / "golden_coef.tsv", sep="\t", skipinitialspace=True)
+    r = ref.query("dataset == 'mouse' and model == 'weight+urea+(1|group)' and term == 'weight'")
+    np.testing.assert_allclose(table.loc[("Gene.X", "weight"), "df"], r.df_kr.iloc[0], rtol=1e-8)
+    _expect_user_error(
+        files,
+        [*base[1:], "--formula", "~ weight + urea + (1|group)", "--ddf", "kenward-roger"],
+        "--variance gene --no-ebayes",
+    )

@@ -63,3 +63,11 @@ def test_unknown_variable(sheet):
 def test_one_level_grouping_factor(sheet):
     with pytest.raises(UserInputError, match="has one level"):
         build_design("~ x + (1|lab)", sheet.assign(lab="L1"))
+
+
+def test_dotted_column_names():
+    sheet = pd.DataFrame({"urea.score": [1, 2, 3, 1, 2, 3], "w.kg": [1.0, 2, 3, 5, 4, 6]})
+    design = build_design("~ C(urea.score) * w.kg", sheet)
+    assert "C(urea.score)" in design.terms and "w.kg" in design.terms
+    assert "C(urea.score):w.kg" in design.terms
+    assert design.columns[1] == "C(urea.score)[T.2]"

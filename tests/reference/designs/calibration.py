@@ -47,6 +47,8 @@ def simulate(seed: int, mouse: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np
 METHODS = {
     "lmm": ("~ weight + urea + (1|group)", False),
     "lmm_eb": ("~ weight + urea + (1|group)", True),
+    "consensus": ("~ weight + urea + (1|group)", False),
+    "consensus_eb": ("~ weight + urea + (1|group)", True),
     "fixed_eb": ("~ weight + urea + C(group)", True),
     "nogroup_eb": ("~ weight + urea", True),
 }
@@ -84,7 +86,13 @@ def main(n_reps: int, write_counts: Path | None) -> pd.DataFrame:
             v = voom(c, design.x, lib_size=lib)
             expr = pd.DataFrame(v.expression, index=mouse.index, columns=genes)
             res = fit_design(
-                expr, mouse, formula, test=["weight", "urea"], weights=v.weights, ebayes=eb
+                expr,
+                mouse,
+                formula,
+                test=["weight", "urea"],
+                weights=v.weights,
+                ebayes=eb,
+                variance="consensus" if name.startswith("consensus") else "gene",
             )
             for term, truth in (("weight", tw[keep]), ("urea", tu[keep])):
                 part = res.table[res.table.term == term]

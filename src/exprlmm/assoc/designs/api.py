@@ -10,7 +10,7 @@ variance components and the design advice (:mod:`.advice`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -19,7 +19,12 @@ import pandas as pd
 from exprlmm.assoc.designs.advice import Finding, design_advice
 from exprlmm.assoc.designs.formula import Design, build_design
 from exprlmm.assoc.designs.inference import term_tests
-from exprlmm.assoc.designs.reml import VarianceFit, fit_variance_components
+from exprlmm.assoc.designs.reml import (
+    VarianceFit,
+    consensus_ratios,
+    fit_fixed_ratios,
+    fit_variance_components,
+)
 from exprlmm.errors import UserInputError
 
 __all__ = ["DesignResult", "fit_design", "resolve_tests"]
@@ -36,7 +41,8 @@ class DesignResult:
         (see :func:`exprlmm.assoc.designs.inference.term_tests`), plus ``singular``.
     variance
         One row per gene: ``gene``, ``sigma2_residual``, ``sigma2_<factor>`` per random
-        intercept, ``singular``, ``loglik`` (REML or ML).
+        intercept, ``singular``, ``converged`` (False: the iteration hit its limit; treat the
+        gene's result with caution), ``loglik`` (REML or ML).
     design
         The design built from the formula.
     advice
@@ -100,7 +106,10 @@ def fit_design(
     test: Sequence[str] | None = None,
     weights: pd.DataFrame | np.ndarray | None = None,
     method: Literal["reml", "ml"] = "reml",
-    ebayes: bool = False,
+    ebayes: bool = True,
+    variance: Literal["gene", "consensus"] = "consensus",
+    ddf: Literal["satterthwaite", "kenward-roger"] = "satterthwaite",
+    lrt: bool = False,
 ) -> DesignResult:
     r"""Fit ``gene ~ formula`` for every gene (samples × genes) and test fixed terms.
 
@@ -120,8 +129,24 @@ def fit_design(
     method
         ``"reml"`` (default; Satterthwaite as lmerTest) or ``"ml"``.
     ebayes
-        Moderate the residual variances across genes (limma's ``squeezeVar``) before testing;
-        see :func:`exprlmm.assoc.designs.ebayes.moderate_fit`.
+        Moderate the residual variances across genes (limma's ``squeezeVar``) before testing
+        (default); see :func:`exprlmm.assoc.designs.ebayes.moderate_fit`.
+    variance
+        ``"consensus"`` (default) or ``"gene"``. ``"gene"``: each gene's own REML variance components, Satterthwaite df (as
+        lmer/lmerTest or dream). ``"consensus"``: the variance ratios are fitted per gene, then
+        pooled across genes (:func:`~exprlmm.assoc.designs.reml.consensus_ratios`, as limma's
+        ``duplicateCorrelation``) and every gene is refitted by GLS with them (df ``N − p``);
+        ``singular`` then reports each gene's own per-gene fit. Better calibrated when a
+        grouping factor has few levels (docs/designs.md). ``variance="gene", ebayes=False``
+        reproduces lmer + lmerTest gene by gene.
+    ddf
+        ``"satterthwaite"`` (default) or ``"kenward-roger"`` (pbkrtest's adjusted covariance
+        and df; needs ``variance="gene"``, ``ebayes=False`` and a REML fit).
+    lrt
+        Likelihood-ratio tests instead of Wald tests: for each tested term the model is refitted
+        by ML without the term's columns, :math:`\chi^2 = 2(\ell_1 - \ell_0)` on the number of
+        columns (as ``anova(reduced, full)`` in lme4); ``beta``/``se`` come from the ML fit.
+        Needs ``variance="gene"`` and ``ebayes=False``.
 
     Returns
     -------
@@ -149,22 +174,89 @@ def fit_design(
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != y.shape:
             raise ValueError(f"weights have shape {w.shape}, expression {y.shape}")
+    if ddf not in ("satterthwaite", "kenward-roger"):
+        raise UserInputError(f"--ddf {ddf!r}: use satterthwaite or kenward-roger")
+    if ddf == "kenward-roger" and (variance != "gene" or ebayes or method != "reml"):
+        raise UserInputError(
+            "--ddf kenward-roger needs per-gene REML fits without moderation: add "
+            "--variance gene --no-ebayes --reml"
+        )
+    if lrt and (variance != "gene" or ebayes or ddf != "satterthwaite"):
+        raise UserInputError(
+            "--lrt compares per-gene ML fits: add --variance gene --no-ebayes (and no --ddf)"
+        )
+    if lrt:
+        method = "ml"
+    if variance not in ("gene", "consensus"):
+        raise UserInputError(f"--variance {variance!r}: use gene or consensus")
     fit = fit_variance_components(y, design.x, design.kernels, weights=w, method=method)
+    consensus = None
+    if variance == "consensus" and design.kernels:
+        consensus = consensus_ratios(fit)
+        own_singular = fit.singular
+        fit = fit_fixed_ratios(y, design.x, design.kernels, consensus, weights=w, method=method)
+        fit = replace(fit, singular=own_singular)
     if ebayes:
         from exprlmm.assoc.designs.ebayes import moderate_fit
 
         fit, prior = moderate_fit(fit, n_samples=n)
     else:
         prior = None
-    table = term_tests(fit, design.terms, tested=tested, genes=genes)
+    test_fn = None
+    if ddf == "kenward-roger":
+        from exprlmm.assoc.designs.kenward_roger import kenward_roger_test
+
+        def test_fn(contrast):
+            return kenward_roger_test(fit, design.x, design.kernels, contrast, weights=w)
+
+    table = term_tests(fit, design.terms, tested=tested, genes=genes, test_fn=test_fn)
+    if lrt:
+        table = _likelihood_ratio(table, fit, design, y, w, tested)
     singular = np.tile(fit.singular, len(tested))
     table["singular"] = singular
-    variance = _variance_frame(fit, design, genes)
+    components = _variance_frame(fit, design, genes)
     advice = design_advice(samples, design.spec, n_genes=len(genes), tested=tested, n_fixed=p)
-    settings = {"formula": formula, "test": list(tested), "method": method, "ebayes": ebayes}
+    settings = {
+        "formula": formula,
+        "test": list(tested),
+        "method": method,
+        "ebayes": ebayes,
+        "variance": variance,
+        "ddf": ddf,
+        "lrt": lrt,
+    }
+    if consensus is not None:
+        settings["consensus_ratios"] = dict(zip(design.random, consensus.tolist(), strict=True))
     if prior is not None:
         settings["ebayes_prior"] = prior
-    return DesignResult(table, variance, design, tuple(advice), tested, settings)
+    return DesignResult(table, components, design, tuple(advice), tested, settings)
+
+
+def _likelihood_ratio(table, fit, design, y, w, tested) -> pd.DataFrame:
+    """Replace the Wald statistics of ``table`` by ML likelihood-ratio tests, term by term."""
+    from scipy import stats
+
+    from exprlmm.assoc._common import benjamini_hochberg
+
+    table = table.copy()
+    p = design.x.shape[1]
+    for term in tested:
+        drop = set(design.terms[term])
+        keep = [j for j in range(p) if j not in drop]
+        reduced = fit_variance_components(
+            y, design.x[:, keep], design.kernels, weights=w, method="ml"
+        )
+        stat = np.maximum(2.0 * (fit.loglik - reduced.loglik), 0.0)
+        rows = table["term"] == term
+        q = float(len(drop))
+        pvalue = stats.chi2.sf(stat, q)
+        table.loc[rows, "stat"] = stat
+        table.loc[rows, "df"] = q
+        table.loc[rows, "ndf"] = q
+        table.loc[rows, "pvalue"] = pvalue
+        table.loc[rows, "padj"] = benjamini_hochberg(pvalue)
+        table.loc[rows, "test"] = "LRT"
+    return table
 
 
 def _variance_frame(fit: VarianceFit, design: Design, genes: list[str]) -> pd.DataFrame:
@@ -172,5 +264,6 @@ def _variance_frame(fit: VarianceFit, design: Design, genes: list[str]) -> pd.Da
     for k, name in enumerate(design.random, start=1):
         data[f"sigma2_{name}"] = fit.sigma2[:, k]
     data["singular"] = fit.singular
+    data["converged"] = fit.converged if fit.converged is not None else True
     data["loglik"] = fit.loglik
     return pd.DataFrame(data)

@@ -183,7 +183,9 @@ def build_design(formula: str | FormulaSpec, samples: pd.DataFrame) -> Design:
                 f"columns are: {', '.join(map(str, columns))}"
             )
     try:
-        matrix = formulaic.model_matrix(spec.fixed, samples, na_action="raise")
+        matrix = formulaic.model_matrix(
+            _quote_names(spec.fixed, samples), samples, na_action="raise"
+        )
     except Exception as err:  # formulaic raises several types for unknown names/syntax
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         unknown = _unknown_names(spec.fixed, samples)
@@ -194,9 +196,10 @@ def build_design(formula: str | FormulaSpec, samples: pd.DataFrame) -> Design:
             )
         raise UserInputError(f"--formula {spec.text!r}: {message}") from None
     x = np.asarray(matrix, dtype=np.float64)
-    names = tuple(str(c) for c in matrix.columns)
+    names = tuple(str(c).replace("`", "") for c in matrix.columns)
     terms = {
-        str(t): tuple(int(i) for i in idx) for t, idx in matrix.model_spec.term_indices.items()
+        str(t).replace("`", ""): tuple(int(i) for i in idx)
+        for t, idx in matrix.model_spec.term_indices.items()
     }
     random: dict[str, np.ndarray] = {}
     levels: dict[str, tuple[str, ...]] = {}
@@ -218,6 +221,19 @@ def build_design(formula: str | FormulaSpec, samples: pd.DataFrame) -> Design:
         random[term.name] = z
         levels[term.name] = uniq
     return Design(x=x, columns=names, terms=terms, random=random, levels=levels, spec=spec)
+
+
+def _quote_names(fixed: str, samples: pd.DataFrame) -> str:
+    """Back-quote column names that are not Python identifiers (``urea.score``) for formulaic.
+
+    Without the quotes ``C(urea.score)`` would be evaluated as an attribute access.
+    """
+    for name in sorted((str(c) for c in samples.columns), key=len, reverse=True):
+        if name.isidentifier() or not _NAME_RE.match(name):
+            continue
+        pattern = rf"(?<![A-Za-z0-9_.`]){re.escape(name)}(?![A-Za-z0-9_.`])"
+        fixed = re.sub(pattern, f"`{name}`", fixed)
+    return fixed
 
 
 def _unknown_names(fixed: str, samples: pd.DataFrame) -> list[str]:

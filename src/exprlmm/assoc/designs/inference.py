@@ -24,7 +24,7 @@ those of the fixed-effects model (``lm``), which is what lmerTest reports.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -125,19 +125,22 @@ def term_tests(
     *,
     tested: Sequence[str],
     genes: Sequence[str],
+    test_fn: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """One tidy row per gene × tested term: ``gene term beta se df stat pvalue padj ndf test``.
 
     A one-column term is a t test (``beta``/``se`` its coefficient), a multi-column term an F
     test of all its columns (``beta``/``se`` NaN, ``stat`` = F, ``ndf`` numerator df).
-    ``padj`` is Benjamini–Hochberg within each term across genes.
+    ``padj`` is Benjamini–Hochberg within each term across genes. ``test_fn(contrast)``
+    replaces the Satterthwaite test (e.g. Kenward–Roger).
     """
     p = fit.beta.shape[1]
     frames = []
     for term in tested:
         cols = list(terms[term])
         lmat = np.eye(p)[cols]
-        res = contrast_test(fit, lmat[0] if len(cols) == 1 else lmat)
+        contrast = lmat[0] if len(cols) == 1 else lmat
+        res = contrast_test(fit, contrast) if test_fn is None else test_fn(contrast)
         frames.append(
             pd.DataFrame(
                 {

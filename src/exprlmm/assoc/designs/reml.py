@@ -22,10 +22,10 @@ and :math:`W_g` the (optional, e.g. voom) precision weights. With
   the best node is 0 and no refined point beats it. With weights the same grid and golden
   section run on the dense profile (:math:`H_g = W_g^{-1} + \lambda K`, one batched Cholesky
   per evaluation).
-* **several random intercepts** — Fisher scoring on
-  :math:`(\sigma_0^2, \dots, \sigma_m^2)` with ``G × N × N`` batches:
-  score :math:`\tfrac12[y^\top P V_k P y - \operatorname{tr}(P V_k)]`, information
-  :math:`\tfrac12\operatorname{tr}(P V_k P V_l)`, components projected on
+* **several random intercepts** — Newton–Raphson (observed information where it is positive
+  definite, else Fisher scoring) on :math:`(\sigma_0^2, \dots, \sigma_m^2)` with
+  ``G × N × N`` batches: score :math:`\tfrac12[y^\top P V_k P y - \operatorname{tr}(P V_k)]`,
+  Fisher information :math:`\tfrac12\operatorname{tr}(P V_k P V_l)`, components projected on
   :math:`\sigma_k^2 \ge 0` (active set), step halving when the likelihood would drop.
 
 A fit is *singular* when some :math:`\sigma_k^2/\sigma_0^2 < 10^{-8}` (lme4's ``isSingular``
@@ -37,12 +37,14 @@ ML (``method="ml"``) replaces ``P`` by :math:`V^{-1}` and drops :math:`\log|X^\t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["VarianceFit", "fit_variance_components"]
+from exprlmm.assoc._optimize import golden_section_max
+
+__all__ = ["VarianceFit", "consensus_ratios", "fit_fixed_ratios", "fit_variance_components"]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 SINGULAR_RATIO = 1e-8
@@ -79,6 +81,9 @@ class VarianceFit:
     df_prior, df_cap
         Prior df added to every test's df after empirical-Bayes moderation, and the cap on
         the total (:func:`exprlmm.assoc.designs.ebayes.moderate_fit`); 0 and ∞ otherwise.
+    converged
+        ``(G,)`` False for genes whose Newton/Fisher iteration hit ``max_iter`` (several
+        kernels); all True on the profile paths. None only for hand-built fits.
     """
 
     sigma2: np.ndarray
@@ -92,6 +97,7 @@ class VarianceFit:
     method: str
     df_prior: float = 0.0
     df_cap: float = float("inf")
+    converged: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -201,6 +207,7 @@ def _finish(y, x, sigma2, comps, method, iterations) -> VarianceFit:
         jac[:, k] = pieces.cov @ inner @ pieces.cov
     jac = np.where(keep[:, :, None, None], jac, 0.0)
     return VarianceFit(
+        converged=np.ones(g, dtype=bool),
         sigma2=sigma2,
         beta=pieces.beta,
         cov=pieces.cov,
@@ -273,27 +280,6 @@ def _profile_grid(lams, ry, rx, s, method):
     return -0.5 * (n * (LOG_2PI + np.log(rss / n)) + logdet + n)
 
 
-def _golden_max(f, lower, upper, iterations=48):
-    """Vectorised golden-section maximisation of ``f`` on per-gene brackets."""
-    ratio = (np.sqrt(5.0) - 1.0) / 2.0
-    a, b = lower.copy(), upper.copy()
-    c1, c2 = b - ratio * (b - a), a + ratio * (b - a)
-    f1, f2 = f(c1), f(c2)
-    for _ in range(iterations):
-        left = f1 >= f2
-        b = np.where(left, c2, b)
-        a = np.where(left, a, c1)
-        new = np.where(left, b - ratio * (b - a), a + ratio * (b - a))
-        fn = f(new)
-        c2, f2, c1, f1 = (
-            np.where(left, c1, new),
-            np.where(left, f1, fn),
-            np.where(left, new, c2),
-            np.where(left, fn, f2),
-        )
-    return np.where(f1 >= f2, c1, c2)
-
-
 def _fit_one_kernel(y, x, kernel, method, grid_size):
     """λ per gene for one unweighted kernel; returns σ² (G × 2)."""
     s, u = np.linalg.eigh(kernel)
@@ -314,7 +300,7 @@ def _fit_one_kernel(y, x, kernel, method, grid_size):
         value = _profile_loglik(lam, ry, rx, s, method)
         return np.where(np.isfinite(value), value, -np.inf)
 
-    h = _golden_max(objective, lo, hi)
+    h = golden_section_max(objective, lo, hi, iterations=36)
     ll_h = objective(h)
     best_grid = ll[best, np.arange(y.shape[0])]
     h = np.where(ll_h >= best_grid, h, hs[best])
@@ -371,7 +357,7 @@ def _fit_one_kernel_weighted(y, x, resid_cov, kernel, method, grid_size):
         value = _dense_profile_loglik(hv / (1.0 - hv), y, x, resid_cov, kernel, method)[0]
         return np.where(np.isfinite(value), value, -np.inf)
 
-    h = _golden_max(objective, lo, hi)
+    h = golden_section_max(objective, lo, hi, iterations=36)
     h = np.where(objective(h) >= ll[best, np.arange(g)], h, hs[best])
     h = np.where((best == 0) & (ll[0] >= objective(h) - 1e-12 * np.abs(ll[0])), 0.0, h)
     lam = h / (1.0 - h)
@@ -400,11 +386,14 @@ def _fisher_scoring(y, x, comps, method, max_iter, tol):
         sa = sigma2[active]
         ga = active.size
         pieces = _pieces(ya, x, _covariance(sa, ca), method)
-        score, fisher, _ = _score_information(pieces, ca)
+        score, fisher, vpy = _score_information(pieces, ca)
         at_zero = np.zeros((ga, c), dtype=bool)
         at_zero[:, 1:] = (sa[:, 1:] <= 0.0) & (score[:, 1:] <= 0.0)
         free2 = ~at_zero[:, :, None] & ~at_zero[:, None, :]
-        info = np.where(free2, fisher, np.eye(c)[None])
+        # Newton (observed information) where it is positive definite, else Fisher scoring
+        observed = np.where(free2, -_observed_hessian(pieces, ca, fisher, vpy), np.eye(c)[None])
+        newton = np.linalg.eigvalsh(observed)[:, 0] > 0
+        info = np.where(newton[:, None, None], observed, np.where(free2, fisher, np.eye(c)[None]))
         rhs = np.where(at_zero, 0.0, score)
         step = np.linalg.solve(info, rhs[..., None])[..., 0]
         scale = np.ones(ga)
@@ -425,7 +414,9 @@ def _fisher_scoring(y, x, comps, method, max_iter, tol):
         active = active[change >= tol]
         if active.size == 0:
             break
-    return sigma2, it
+    converged = np.ones(g, dtype=bool)
+    converged[active] = False
+    return sigma2, it, converged
 
 
 def fit_variance_components(
@@ -438,6 +429,7 @@ def fit_variance_components(
     grid_size: int = 64,
     max_iter: int = 200,
     tol: float = 1e-10,
+    chunk_size: int | None = None,
 ) -> VarianceFit:
     r"""Fit :math:`V_g = \sigma_0^2 W_g^{-1} + \sum_k \sigma_k^2 K_k` for every gene by REML or ML.
 
@@ -456,7 +448,10 @@ def fit_variance_components(
     grid_size
         Nodes of the ``h = λ/(1+λ)`` grid of the one-kernel path.
     max_iter, tol
-        Fisher-scoring limit and relative-change tolerance (general path).
+        Newton/Fisher-scoring limit and relative-change tolerance (several kernels).
+    chunk_size
+        Genes per block; the dense per-gene work holds ~``20 · chunk · N²`` floats, so the
+        default keeps a block near 256 MB. Results do not depend on it.
 
     Returns
     -------
@@ -464,7 +459,27 @@ def fit_variance_components(
     """
     if method not in ("reml", "ml"):
         raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
-    y = np.asarray(y, dtype=np.float64).T  # (G, N)
+    y_all = np.asarray(y, dtype=np.float64)
+    n_all, g_all = y_all.shape
+    chunk = chunk_size or max(1, int(256e6 / (8.0 * 20 * n_all * n_all)))
+    if g_all > chunk:
+        w_all = None if weights is None else np.asarray(weights, dtype=np.float64)
+        parts = [
+            fit_variance_components(
+                y_all[:, a : a + chunk],
+                x,
+                kernels,
+                weights=None if w_all is None else w_all[:, a : a + chunk],
+                method=method,
+                grid_size=grid_size,
+                max_iter=max_iter,
+                tol=tol,
+                chunk_size=chunk,
+            )
+            for a in range(0, g_all, chunk)
+        ]
+        return _concatenate(parts)
+    y = y_all.T  # (G, N)
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     kernels = tuple(np.asarray(k, dtype=np.float64) for k in kernels)
@@ -491,5 +506,81 @@ def fit_variance_components(
         else:
             sigma2 = _fit_one_kernel_weighted(y, x, resid_cov, kernels[0], method, grid_size)
         return _finish(y, x, sigma2, comps, method, 0)
-    sigma2, iterations = _fisher_scoring(y, x, comps, method, max_iter, tol)
-    return _finish(y, x, sigma2, comps, method, iterations)
+    sigma2, iterations, converged = _fisher_scoring(y, x, comps, method, max_iter, tol)
+    return replace(_finish(y, x, sigma2, comps, method, iterations), converged=converged)
+
+
+def _concatenate(parts: list[VarianceFit]) -> VarianceFit:
+    """Join per-gene fits of consecutive gene blocks."""
+    first = parts[0]
+    arrays = {
+        name: np.concatenate([getattr(part, name) for part in parts], axis=0)
+        for name in (
+            "sigma2",
+            "beta",
+            "cov",
+            "loglik",
+            "singular",
+            "jacobian",
+            "vcov_varpar",
+            "converged",
+        )
+    }
+    return replace(first, iterations=max(part.iterations for part in parts), **arrays)
+
+
+def consensus_ratios(fit: VarianceFit, *, trim: float = 0.15) -> np.ndarray:
+    r"""One variance ratio per random intercept for all genes (limma ``duplicateCorrelation``).
+
+    Per gene :math:`\rho_{gk} = \lambda_{gk}/(1 + \lambda_{gk})` with
+    :math:`\lambda_{gk} = \sigma_{gk}^2/\sigma_{g0}^2` (the intra-group correlation for one
+    factor); the consensus is :math:`\tanh` of the ``trim``-trimmed mean of
+    :math:`\operatorname{atanh}\rho_{gk}` over genes, returned as :math:`\lambda_k = \rho_k/(1-\rho_k)`.
+    """
+    from scipy import stats as _stats
+
+    lam = fit.sigma2[:, 1:] / fit.sigma2[:, :1]
+    rho = np.clip(lam / (1.0 + lam), 0.0, 1.0 - 1e-7)
+    ok = np.all(np.isfinite(rho), axis=1)
+    z = _stats.trim_mean(np.arctanh(rho[ok]), trim, axis=0)
+    rho_c = np.tanh(z)
+    return rho_c / (1.0 - rho_c)
+
+
+def fit_fixed_ratios(
+    y,
+    x,
+    kernels,
+    ratios,
+    *,
+    weights=None,
+    method: Literal["reml", "ml"] = "reml",
+) -> VarianceFit:
+    r"""GLS for every gene with the variance ratios fixed: :math:`V_g = \sigma_{g0}^2(W_g^{-1} + \sum_k\lambda_k K_k)`.
+
+    Only the scale :math:`\sigma_{g0}^2 = r^\top H^{-1}r/(N-p)` (REML; ``/N`` for ML) is
+    estimated per gene, so the Satterthwaite df of every contrast is exactly :math:`N - p`
+    (limma's ``lmFit(block=, correlation=)`` with ``duplicateCorrelation``, and the core
+    scan's ``delta="null"``). ``sigma2`` reports :math:`(\sigma_{g0}^2, \lambda_k\sigma_{g0}^2)`;
+    ``singular`` is True where every :math:`\lambda_k` is 0.
+    """
+    y = np.asarray(y, dtype=np.float64).T
+    x = np.asarray(x, dtype=np.float64)
+    n, p = x.shape
+    ratios = np.asarray(ratios, dtype=np.float64)
+    if weights is None:
+        cov = np.eye(n)[None]
+    else:
+        w = np.asarray(weights, dtype=np.float64).T
+        cov = np.einsum("gn,nm->gnm", 1.0 / w, np.eye(n))
+    for lam, kern in zip(ratios, kernels, strict=True):
+        cov = cov + lam * np.asarray(kern, dtype=np.float64)
+    comps = [cov]
+    pieces = _pieces(y, x, _covariance(np.ones((y.shape[0], 1)), comps), method)
+    resid = y - pieces.beta @ x.T
+    rwr = np.einsum("ga,gab,gb->g", resid, pieces.vinv, resid)
+    s0 = rwr / ((n - p) if method == "reml" else n)
+    fit = _finish(y, x, s0[:, None], comps, method, 0)
+    sigma2 = np.column_stack([s0, *(lam * s0 for lam in ratios)])
+    singular = np.full(y.shape[0], bool(np.all(ratios <= 0)))
+    return replace(fit, sigma2=sigma2, singular=singular)
