@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -63,17 +65,20 @@ def make_inputs(folder: Path, seed: int = 2019) -> tuple[Path, Path]:
 
 OURS = """
 import json, sys, time, resource
+from threadpoolctl import threadpool_limits
 from exprlmm.gsea import GseaSettings, prerank
 from exprlmm.io.gmt import read_gmt
 from exprlmm.io.rnk import read_rnk
 rnk, gmt, perms, tail = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 scores, sets = read_rnk(rnk), read_gmt(gmt)
-t0 = time.perf_counter()
-res = prerank(scores, sets, GseaSettings(permutations=perms, seed=149, tail=tail))
-dt = time.perf_counter() - t0
+with threadpool_limits(int(sys.argv[6])):
+    t0 = time.perf_counter()
+    res = prerank(scores, sets, GseaSettings(permutations=perms, seed=149, tail=tail))
+    dt = time.perf_counter() - t0
 res.table.to_csv(sys.argv[5], sep="\\t", index=False)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": dt, "peak_mb": peak, "n_sets": len(res.table),
+                  "threads": int(sys.argv[6]),
                   "n_tail_below_1_over_perms": int((res.table["pvalue_tail"] < 1 / perms).sum())}))
 """
 
@@ -94,10 +99,13 @@ print(json.dumps({"seconds": dt, "peak_mb": peak, "n_sets": len(pre.res2d),
 
 
 def _run(python: str, code: str, *args: str) -> dict:
+    load = os.getloadavg()[0]
     out = subprocess.run(
         [python, "-c", code, *args], capture_output=True, text=True, check=True
     ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    res = json.loads(out.strip().splitlines()[-1])
+    res["load_1min_before"] = load
+    return res
 
 
 def main() -> None:
@@ -115,16 +123,20 @@ def main() -> None:
     results: dict[str, dict] = {}
     print(f"inputs: {N_GENES} genes, {N_SETS} sets, in {work}", flush=True)
 
-    results["exprlmm_fast_no_tail"] = _run(
-        sys.executable,
-        OURS,
-        str(rnk),
-        str(gmt),
-        str(args.permutations),
-        "none",
-        str(work / "ours_notail.tsv"),
-    )
-    print("exprlmm fast, no tail:", results["exprlmm_fast_no_tail"], flush=True)
+    results["date_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    for threads in (1, 2):
+        key = "exprlmm_fast_no_tail" + ("" if threads == 1 else "_2threads")
+        results[key] = _run(
+            sys.executable,
+            OURS,
+            str(rnk),
+            str(gmt),
+            str(args.permutations),
+            "none",
+            str(work / "ours_notail.tsv"),
+            str(threads),
+        )
+        print(f"exprlmm fast, no tail ({threads} thread(s)):", results[key], flush=True)
     results["exprlmm_fast_with_tail"] = _run(
         sys.executable,
         OURS,
@@ -133,6 +145,10 @@ def main() -> None:
         str(args.permutations),
         "multilevel",
         str(work / "ours_tail.tsv"),
+        "1",
+    )
+    results["tail_seconds"] = (
+        results["exprlmm_fast_with_tail"]["seconds"] - results["exprlmm_fast_no_tail"]["seconds"]
     )
     print("exprlmm fast + multilevel tails:", results["exprlmm_fast_with_tail"], flush=True)
 

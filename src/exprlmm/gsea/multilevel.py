@@ -19,12 +19,27 @@ fgsea does; negative ES use the reversed list. Its error is the standard deviati
 
     log2err = sqrt(Σ_ℓ [ψ'(n_ℓ) − ψ'(S + 1)]) / ln 2.
 
-As in fgsea, sets whose permutation p is already as accurate as a multilevel estimate would be
-(fgsea's rule comparing the two expected errors) keep the permutation estimate
-(n_beyond + 1) / (n_same_sign + 1), with log2err = sqrt(ψ'(n_beyond + 1) − ψ'(n_same + 1)) / ln 2.
+Which sets run it. As in fgsea, a set keeps its permutation estimate
+(n_beyond + 1) / (n_same_sign + 1), with log2err = sqrt(ψ'(n_beyond + 1) − ψ'(n_same + 1)) / ln 2,
+when that is already as accurate as a multilevel estimate would be (fgsea's rule comparing the
+two expected errors, `multilevel_error`). The multilevel estimate is therefore only computed
+where the permutations run out of resolution: with 10,000 permutations, sets with about 10
+or fewer same-signed null ES beyond the observed one.
 
-Implementation: the MCMC is vectorised over the population (one swap proposal per sample per
-step); sets of one size and sign share one ruler extended to the largest |ES| needed.
+Implementation (fgsea's grouping, vectorised):
+
+* one ruler per distinct (size, sign), extended to the largest |ES| among its sets; each
+  set's p is read from the level at which its ES is reached;
+* all rulers run their MCMC in lockstep, one swap proposal per sample per step for every
+  sample of every ruler at once (flat numpy arrays, no Python loop over samples or rulers);
+  MCMC effort per level as fgsea: proposals until ``moves``·S·k/2 are accepted, then as many
+  steps again;
+* a proposal is decided in O(1) by a *witness* hit whose running-sum value after the swap is
+  updated incrementally (see `_run_rulers`); only the proposals the witness cannot accept
+  are scored in full (sorted positions, cumulative weights), so every accept/reject
+  decision is exactly the one a full rescoring gives;
+* each ruler draws from its own stream ``default_rng([seed, k, sign, 7])``, so a set's tail
+  p-value does not depend on which other sets are tested.
 """
 
 from __future__ import annotations
@@ -45,6 +60,8 @@ _LN2 = math.log(2.0)
 _BATCH_RATIO = 2.5
 #: Padding of sample rows (sorts last; weight 0; very negative running sum).
 _PAD = 1 << 30
+#: Memory for the samples' membership flags of the rulers that run together.
+_MEMBER_BYTES = 256 * 2**20
 #: MCMC steps whose random numbers a ruler draws at once.
 _DRAWS = 64
 
@@ -100,6 +117,7 @@ class _Ruler:
         self.bounds: list[float] = []
         self.high: list[tuple[NDArray, NDArray]] = []
         self.low: list[tuple[NDArray, NDArray]] = []
+        self.flat: tuple[NDArray, NDArray] = (np.zeros(0), np.zeros(0, dtype=bool))
 
     def split(
         self, sc: NDArray[np.float64], sg: NDArray[np.bool_]
@@ -116,8 +134,10 @@ class _Ruler:
         start = int(np.searchsorted(scs, central, side="left"))
         if start == 0:
             start = int(np.searchsorted(scs, scs[0], side="right"))
-        if start >= s:
-            return None  # all equal: cannot advance
+        if start >= s:  # all equal: cannot advance
+            if not self.bounds:  # no level at all: p is read from this population
+                self.flat = (scs.copy(), sgs.copy())
+            return None
         bound = float(scs[start - 1])
         self.bounds.append(bound)
         self.low.append((scs[:start].copy(), sgs[:start].copy()))
@@ -133,6 +153,14 @@ class _Ruler:
     def pvalue(self, es: float) -> tuple[float, float]:
         """(P(ES⁺ ≥ es, ES ≥ 0), log2err) from the levels built."""
         s = self.s
+        if not self.bounds:  # every sample had the same ES⁺ (e.g. the set is the whole list)
+            hs, hg = self.flat
+            num = int((hg & (hs >= es * (1 - 1e-12))).sum())  # tolerate rounding of equal ES
+            if num == 0:
+                return math.exp(_beta_mean_log(1, s)), math.nan
+            return min(1.0, math.exp(_beta_mean_log(num, s))), math.sqrt(
+                _var_per_level(num, s)
+            ) / _LN2
         adj = 0.0
         var = 0.0
         for bound, (hs, hg), (ls, lg) in zip(self.bounds, self.high, self.low, strict=True):
@@ -431,8 +459,12 @@ def tail_pvalues(
             moves,
             np.random.default_rng([int(seed), k, int(positive), 7]),
         )
-    if rulers:
-        _run_rulers(list(rulers.values()), wtab, n)
+    # rulers run together in groups of similar size whose membership flags (S × N bytes per
+    # ruler) stay within _MEMBER_BYTES; results do not depend on the grouping
+    by_size = sorted(rulers.values(), key=lambda r: r.k)
+    per_group = max(1, _MEMBER_BYTES // (s * n))
+    for start in range(0, len(by_size), per_group):
+        _run_rulers(by_size[start : start + per_group], wtab, n)
     for (k, positive), members in groups.items():
         ruler = rulers[(k, positive)]
         for i in members:
