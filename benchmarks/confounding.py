@@ -25,7 +25,7 @@ Usage::
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/confounding.py   # 10 seeds, N=500, G=5000
     .venv/bin/python benchmarks/confounding.py --seeds 1 2 --n-samples 300 --n-genes 2000
 
-Prints one Markdown table per seed set (per seed, then the mean over seeds); ``--json``
+Prints Markdown tables (the mean over seeds, then one row per seed and method); ``--json``
 also writes the raw numbers.
 """
 

@@ -48,6 +48,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
+from scipy.linalg import blas
 
 from exprlmm._xp import device, errstate, is_numpy_namespace, namespace, to_numpy
 from exprlmm.assoc._common import (
@@ -557,7 +558,12 @@ class _Whitener:
         )
 
     def sums(self, z: np.ndarray) -> _Sums:
-        wz = linalg.solve_triangular(self.chol, z, lower=True)
+        """Whitened sums of a gene block; ``z`` (a scratch block) is overwritten."""
+        if z.flags.c_contiguous:
+            # solve Wᵀ Lᵀ = Zᵀ in place on the Fortran view of z: no copy, BLAS trsm directly
+            wz = blas.dtrsm(1.0, self.chol, z.T, side=1, lower=1, trans_a=1, overwrite_b=1).T
+        else:
+            wz = linalg.solve_triangular(self.chol, z, lower=True, check_finite=False)
         return _Sums(
             xx=(self.wx.T @ self.wx)[None],
             xy=(self.wx.T @ self.wy)[None],
