@@ -7,7 +7,7 @@ import numpy as np
 from exprlmm._xp import errstate
 
 
-def golden_section_max(f, lower, upper, xp=np, iterations: int = 24):
+def golden_section_max(f, lower, upper, xp=np, iterations: int = 16):
     """Vectorised golden-section maximisation of ``f`` on per-element brackets ``[lower, upper]``.
 
     Each iteration evaluates ``f`` once for every element (``f`` maps an array of points to
