@@ -221,51 +221,7 @@ def _score_rows(
     return num, positive, am, cs[rows, am], tot
 
 
-def _score_prefix(
-    xs: NDArray[np.int32],
-    wint: NDArray[np.int64],
-    scale: float,
-    off_r: NDArray[np.intp],
-    lam: NDArray[np.float64],
-    cut: NDArray[np.float64],
-) -> tuple[NDArray, NDArray, NDArray]:
-    """Running-sum maximum of sorted rows, scanning only the hits that can reach it.
-
-    Hit i of a row with total weight N_R and λ = N_R/(N − k) has v_i = c_i − λ·m_i ≤
-    N_R − λ·(x_i − i), so a hit at position x_i ≥ ``cut`` (per row) cannot exceed the
-    threshold the caller compares with. Rows are sorted, so the scan stops at the first column
-    where every row is past its cut (binary search over columns); the maximum, its hit index
-    and cumulative weight are exact whenever the maximum exceeds the threshold. Weights come
-    as integers ``wint`` (weight = ``wint`` · ``scale``, a power of 2): the integer cumulative
-    sum is several times faster than the float one and gives the same (exact) sums.
-    """
-    m, width = xs.shape
-    lo, hi = 0, width  # smallest column j with xs[:, j] >= cut for every row (width if none)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if (xs[:, mid] >= cut).all():
-            hi = mid
-        else:
-            lo = mid + 1
-    w = max(lo, 1)
-    xw = xs[:, :w]
-    cs = np.take(wint, xw + off_r[:, None], mode="clip")  # padding -> trailing 0
-    np.cumsum(cs, axis=1, out=cs)
-    v = xw - np.arange(w, dtype=np.int32)
-    v = v * (-lam / scale)[:, None]  # in units of scale: exact rescaling by a power of 2
-    v += cs
-    am = v.argmax(axis=1)
-    rows = np.arange(m)
-    return v[rows, am] * scale, am, cs[rows, am] * scale
-
-
-def _run_rulers(
-    rulers: list[_Ruler],
-    wtab: NDArray[np.float64],
-    n: int,
-    wint: NDArray[np.int64],
-    scale: float,
-) -> None:
+def _run_rulers(rulers: list[_Ruler], wtab: NDArray[np.float64], n: int) -> None:
     """Build the levels of all rulers at once: their MCMC steps run in lockstep.
 
     State per sample (one row): its k members in any order, a membership bitmap and a
@@ -416,17 +372,8 @@ def _run_rulers(
                 xp = x[ui, :kw]
                 xp.reshape(-1)[np.arange(0, ui.size * kw, kw) + j[ui]] = g[ui]
                 xp.sort(axis=1)
-                tot_u = tot[ui]
-                t1 = np.where(tot_u > 0, tot_u, 1.0)
-                lam_u = t1 * inv_nk[ui]
-                thr_u = bound_r[ui] * t1
-                # hits at x_i >= cut have v_i <= N_R − λ(x_i − k + 1) < thr (2 spare positions)
-                with np.errstate(divide="ignore"):
-                    cut = np.where(
-                        lam_u > 0, (t1 - thr_u) / lam_u + (k_r[ui] + 1), np.inf
-                    )
-                num, am, cam = _score_prefix(xp, wint, scale, off_r[ui], lam_u, cut)
-                ok_u = num > thr_u
+                num, _, am, cam, tot_u = _score_rows(xp, k_r[ui], wtab, off_r[ui], inv_nk[ui])
+                ok_u = num > bound_r[ui] * np.where(tot_u > 0, tot_u, 1.0)
                 acc_u = ui[ok_u]
                 if acc_u.size:
                     x[acc_u, :kw] = xp[ok_u]
@@ -501,13 +448,6 @@ def tail_pvalues(
     n = w.size
     # weight table: this list, a zero (the padding sentinel), the reversed list, a zero
     wtab = np.concatenate([w, [0.0], w[::-1], [0.0]])
-    # weights on a grid of 2^-e fine enough that every sum of them is exact in float64
-    # (total < 2^52 grid units): relative change of a weight w at most 2^-53 · Σw / w
-    total = float(w.sum())
-    e = 51 - math.frexp(total)[1] if total > 0 else 0
-    wint = np.round(np.ldexp(wtab, e)).astype(np.int64)
-    scale = math.ldexp(1.0, -e)
-    wtab = wint * scale
     rulers: dict[tuple[int, bool], _Ruler] = {}
     for (k, positive), members in sorted(groups.items()):
         rulers[(k, positive)] = _Ruler(
@@ -524,7 +464,7 @@ def tail_pvalues(
     by_size = sorted(rulers.values(), key=lambda r: r.k)
     per_group = max(1, _MEMBER_BYTES // (s * n))
     for start in range(0, len(by_size), per_group):
-        _run_rulers(by_size[start : start + per_group], wtab, n, wint, scale)
+        _run_rulers(by_size[start : start + per_group], wtab, n)
     for (k, positive), members in groups.items():
         ruler = rulers[(k, positive)]
         for i in members:
