@@ -45,6 +45,7 @@ class DesignSettings:
     style: str = "tidy"
     sample_column: str | None = None
     threads: int = 1
+    family: Literal["gaussian", "negbin"] = "gaussian"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,15 @@ def run_design(settings: DesignSettings) -> DesignRun:
         raise UserInputError(f"--style {settings.style!r}: use tidy, limma or deseq2")
     if settings.threads < 1:
         raise UserInputError(f"--threads {settings.threads}: must be at least 1")
+    negbin = settings.family == "negbin"
+    if negbin and settings.counts is None:
+        raise UserInputError(
+            "--family negbin models raw read counts: give --counts instead of --expression"
+        )
+    if negbin and (settings.ddf != "satterthwaite" or settings.method != "reml"):
+        raise UserInputError(
+            "--family negbin always uses likelihood-ratio tests; drop --ddf and --ml"
+        )
     started = time.perf_counter()
     matrix_path = settings.counts if settings.counts is not None else settings.expression
     sheet = read_sample_sheet(settings.samples, sample_column=settings.sample_column)
@@ -166,27 +176,39 @@ def run_design(settings: DesignSettings) -> DesignRun:
         values = values[:, keep]
         factors = calc_norm_factors(values, method=settings.normalization)
         lib = values.sum(axis=1) * factors
-        v = voom(values, design.x, lib_size=lib)
-        expression = pd.DataFrame(
-            v.expression, index=expression.index, columns=expression.columns[keep]
-        )
-        weights = v.weights
+        if negbin:
+            expression = pd.DataFrame(
+                values, index=expression.index, columns=expression.columns[keep]
+            )
+        else:
+            v = voom(values, design.x, lib_size=lib)
+            expression = pd.DataFrame(
+                v.expression, index=expression.index, columns=expression.columns[keep]
+            )
+            weights = v.weights
         info["norm_factors"] = dict(zip(samples.index, factors.tolist(), strict=True))
         info["lib_size"] = dict(zip(samples.index, lib.tolist(), strict=True))
     with threadpool_limits(limits=settings.threads):
         t0 = time.perf_counter()
-        result = fit_design(
-            expression,
-            samples,
-            settings.formula,
-            test=settings.test or None,
-            weights=weights,
-            method=settings.method,
-            ebayes=settings.ebayes,
-            variance=settings.variance,
-            ddf=settings.ddf,
-            lrt=settings.lrt,
-        )
+        if negbin:
+            from exprlmm.assoc.designs.api import fit_design_negbin
+
+            result = fit_design_negbin(
+                expression, samples, settings.formula, test=settings.test or None, lib_size=lib
+            )
+        else:
+            result = fit_design(
+                expression,
+                samples,
+                settings.formula,
+                test=settings.test or None,
+                weights=weights,
+                method=settings.method,
+                ebayes=settings.ebayes,
+                variance=settings.variance,
+                ddf=settings.ddf,
+                lrt=settings.lrt,
+            )
         fit_s = time.perf_counter() - t0
     table = result.table.merge(result.variance.drop(columns=["singular", "loglik"]), on="gene")
     n_unconverged = int((~result.variance["converged"]).sum())
@@ -194,7 +216,14 @@ def run_design(settings: DesignSettings) -> DesignRun:
     advice = format_advice(result.advice)
     n_genes = expression.shape[1]
     n_singular = int(result.variance["singular"].sum())
-    if settings.variance == "consensus" and result.design.random:
+    if negbin:
+        st = result.settings
+        variance_line = (
+            f"negative-binomial GLM per gene, dispersions by {st['dispersion_method']} "
+            f"(median {st['dispersion_median']:.3g}; {st['dispersion_at_lower_bound']} at the "
+            "lower bound); likelihood-ratio tests as edgeR glmLRT"
+        )
+    elif settings.variance == "consensus" and result.design.random:
         ratios = result.settings.get("consensus_ratios", {})
         shown = ", ".join(f"{k}: {v:.3g}" for k, v in ratios.items())
         variance_line = (
@@ -216,21 +245,24 @@ def run_design(settings: DesignSettings) -> DesignRun:
             f"{n_genes} of {n_genes + dropped} genes; {settings.normalization} factors "
             + ", ".join(f"{v:.3f}" for v in info["norm_factors"].values())
         ]
-    lines = [
-        *report.summary_lines(),
-        *filter_line,
+    fitted_line = (
         f"fitted {n_genes} genes × {len(result.tested)} term(s) "
         f"({settings.method.upper()}, "
         + ("Kenward–Roger" if settings.ddf == "kenward-roger" else "Satterthwaite")
         + " df"
         + (", empirical-Bayes variances" if settings.ebayes else "")
-        + ")",
-        variance_line,
-    ]
+        + ")"
+    )
+    if negbin:
+        fitted_line = (
+            f"fitted {n_genes} genes × {len(result.tested)} term(s) (negative binomial, LRT)"
+        )
+    lines = [*report.summary_lines(), *filter_line, fitted_line, variance_line]
     if n_unconverged:
         lines.append(
-            f"warning: the variance-component iteration did not converge for {n_unconverged} "
-            "gene(s) (column converged = False); treat their results with caution"
+            f"warning: the {'NB GLM / dispersion' if negbin else 'variance-component'} iteration "
+            f"did not converge for {n_unconverged} gene(s) (column converged = False); "
+            "treat their results with caution"
         )
     padj = result.table.groupby("term")["padj"]
     for term, values in padj:
@@ -356,6 +388,16 @@ def _split(value: str | None) -> tuple[str, ...]:
     "of Wald tests; needs --variance gene --no-ebayes.",
 )
 @click.option(
+    "--family",
+    type=click.Choice(["gaussian", "negbin"]),
+    default="gaussian",
+    show_default=True,
+    help="gaussian: (voom-weighted) linear mixed model on log scale. negbin: negative-binomial "
+    "GLM per gene on raw --counts, as edgeR (TMM offsets, Cox-Reid dispersions shrunk to "
+    "the common one with prior df 10, likelihood-ratio test per term, as glmLRT); "
+    "fixed-effects formulas only, --ebayes/--variance do not apply.",
+)
+@click.option(
     "--normalization",
     type=click.Choice(["TMM", "upperquartile", "none"]),
     default="TMM",
@@ -437,6 +479,7 @@ def design(**options) -> None:
         style=options["style"],
         sample_column=options["sample_column"],
         threads=options["threads"],
+        family=options["family"],
     )
     if options["check_only"]:
         lines, _ = check_design(settings)

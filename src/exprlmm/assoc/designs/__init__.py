@@ -6,11 +6,12 @@
 * :mod:`.ebayes` — limma's empirical-Bayes moderation of residual variances.
 * :mod:`.counts` — edgeR TMM / filterByExpr and limma voom weights for RNA-seq counts.
 * :mod:`.advice` — plain-language design checks.
-* :mod:`.api` — :func:`fit_design`, the entry point behind ``exprlmm design``.
+* :mod:`.negbin` — negative-binomial GLMs (edgeR-style offsets, Cox–Reid dispersions, LRT).
+* :mod:`.api` — :func:`fit_design` and :func:`fit_design_negbin`, behind ``exprlmm design``.
 """
 
 from exprlmm.assoc.designs.advice import Finding, design_advice, format_advice
-from exprlmm.assoc.designs.api import DesignResult, fit_design
+from exprlmm.assoc.designs.api import DesignResult, fit_design, fit_design_negbin
 from exprlmm.assoc.designs.formula import Design, build_design, parse_formula
 from exprlmm.assoc.designs.reml import VarianceFit, fit_variance_components
 
@@ -22,6 +23,7 @@ __all__ = [
     "build_design",
     "design_advice",
     "fit_design",
+    "fit_design_negbin",
     "fit_variance_components",
     "format_advice",
     "parse_formula",

@@ -1,0 +1,88 @@
+"""Speed of the negative-binomial option: 20,000 genes × the 10 mice, ``~ weight + urea + C(group)``.
+
+Seeded NB counts as calibration.py (base expression log-normal, dispersion 0.05–0.3, group
+effect sd 0.3), 20,000 genes. Times (one BLAS thread, best of ``reps``): TMM factors,
+Cox–Reid dispersions (shrunk with prior.df 10, and per gene), the GLM fit and the LRTs of
+weight and urea.
+``--write DIR`` also writes the counts for nb_bench_edger.R (edgeR on the same data).
+Usage: OPENBLAS_NUM_THREADS=1 python nb_bench.py [reps] [--write DIR]
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from exprlmm.assoc.designs.counts import calc_norm_factors, filter_by_expr
+from exprlmm.assoc.designs.formula import build_design
+from exprlmm.assoc.designs.negbin import estimate_dispersion, fit_nb_glm, nb_lrt
+
+HERE = Path(__file__).resolve().parents[1] / "tests" / "reference" / "designs"
+
+
+def simulate(seed: int, mouse: pd.DataFrame, g: int = 20000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = len(mouse)
+    zw = ((mouse.weight - mouse.weight.mean()) / mouse.weight.std()).to_numpy()
+    zu = ((mouse.urea - mouse.urea.mean()) / mouse.urea.std()).to_numpy()
+    groups = pd.factorize(mouse.group)[0]
+    base = np.exp(rng.normal(np.log(200.0), 1.5, g)) / 1e6
+    lib = rng.uniform(0.6, 1.6, n) * 2e7
+    bw, bu = np.zeros(g), np.zeros(g)
+    bw[:1200] = 0.5 * rng.choice([-1, 1], 1200)
+    bu[1200:2400] = 0.5 * rng.choice([-1, 1], 1200)
+    u = rng.normal(0, 0.3, (g, 3))
+    log_mu = np.log(base)[:, None] + np.log(lib)[None, :] + np.outer(bw, zw) + np.outer(bu, zu)
+    mu = np.exp(log_mu + u[:, groups])
+    phi = rng.uniform(0.05, 0.3, g)[:, None]
+    counts = rng.negative_binomial(1.0 / phi, 1.0 / (1.0 + mu * phi))
+    return counts.T.astype(float)
+
+
+def main(reps: int, write: Path | None) -> None:
+    mouse = pd.read_csv(HERE / "mouse.tsv", sep="\t")
+    design = build_design("~ weight + urea + C(group)", mouse)
+    counts = simulate(2024, mouse)
+    if write is not None:
+        frame = pd.DataFrame(counts.T, columns=mouse.animal)
+        frame.index = [f"g{i:05d}" for i in range(counts.shape[1])]
+        frame.astype(int).to_csv(write / "nb_bench_counts.tsv.gz", sep="\t")
+    times: dict[str, list[float]] = {}
+    for _ in range(reps):
+        t = [time.perf_counter()]
+        keep = filter_by_expr(counts, design.x)
+        c = counts[:, keep]
+        offset = np.log(c.sum(axis=1) * calc_norm_factors(c))
+        t.append(time.perf_counter())
+        disp = estimate_dispersion(c, design.x, offset, prior_df=10)
+        t.append(time.perf_counter())
+        fit = fit_nb_glm(c, design.x, offset, disp.dispersion)
+        for term in ("weight", "urea"):
+            nb_lrt(c, design.x, offset, disp.dispersion, design.terms[term], full=fit)
+        t.append(time.perf_counter())
+        estimate_dispersion(c, design.x, offset)
+        t.append(time.perf_counter())
+        steps = (
+            ("filter+TMM", 0, 1),
+            ("dispersion, prior.df 10 (CLI default)", 1, 2),
+            ("GLM+2 LRT", 2, 3),
+            ("dispersion, prior.df 0", 3, 4),
+        )
+        for name, a, b in steps:
+            times.setdefault(name, []).append(t[b] - t[a])
+        times.setdefault("total (CLI default)", []).append(t[3] - t[0])
+    print(f"genes kept {int(keep.sum())} of {counts.shape[1]}")
+    for name, values in times.items():
+        print(f"{name}: best {min(values):.2f} s (runs: {', '.join(f'{v:.2f}' for v in values)})")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    out = None
+    if "--write" in args:
+        i = args.index("--write")
+        out = Path(args[i + 1])
+        del args[i : i + 2]
+    main(int(args[0]) if args else 3, out)
