@@ -98,6 +98,22 @@ def _term_variables(term: str) -> set[str]:
     return set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", term))
 
 
+def _check_fixed_part(design, formula: str) -> tuple[int, int]:
+    """``(n, p)`` of the fixed design; a user error when it is collinear or leaves no df."""
+    n, p = design.x.shape
+    if np.linalg.matrix_rank(design.x) < p:
+        raise UserInputError(
+            f"--formula {formula!r}: the fixed-effect columns are collinear "
+            f"({', '.join(design.columns)}); drop a redundant term"
+        )
+    if n - p < 1:
+        raise UserInputError(
+            f"--formula {formula!r}: {p} fixed effects for {n} samples leave no residual "
+            "degrees of freedom; drop terms"
+        )
+    return n, p
+
+
 def fit_design(
     expression: pd.DataFrame,
     samples: pd.DataFrame,
@@ -155,17 +171,7 @@ def fit_design(
     if not expression.index.equals(samples.index):
         raise ValueError("expression and samples must share the same index (sample IDs)")
     design = build_design(formula, samples)
-    n, p = design.x.shape
-    if np.linalg.matrix_rank(design.x) < p:
-        raise UserInputError(
-            f"--formula {formula!r}: the fixed-effect columns are collinear "
-            f"({', '.join(design.columns)}); drop a redundant term"
-        )
-    if n - p < 1:
-        raise UserInputError(
-            f"--formula {formula!r}: {p} fixed effects for {n} samples leave no residual "
-            "degrees of freedom; drop terms"
-        )
+    n, p = _check_fixed_part(design, formula)
     tested = resolve_tests(design, test)
     genes = [str(g) for g in expression.columns]
     y = expression.to_numpy(dtype=np.float64)
@@ -324,17 +330,7 @@ def fit_design_negbin(
             "random intercepts use the default voom + mixed model (drop --family negbin), or "
             "make the grouping a fixed effect, e.g. C(group)"
         )
-    n, p = design.x.shape
-    if np.linalg.matrix_rank(design.x) < p:
-        raise UserInputError(
-            f"--formula {formula!r}: the fixed-effect columns are collinear "
-            f"({', '.join(design.columns)}); drop a redundant term"
-        )
-    if n - p < 1:
-        raise UserInputError(
-            f"--formula {formula!r}: {p} fixed effects for {n} samples leave no residual "
-            "degrees of freedom; drop terms"
-        )
+    _, p = _check_fixed_part(design, formula)
     tested = resolve_tests(design, test)
     genes = [str(g) for g in counts.columns]
     y = counts.to_numpy(dtype=np.float64)
