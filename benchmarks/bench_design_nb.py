@@ -18,33 +18,15 @@ import pandas as pd
 from exprlmm.assoc.designs.counts import calc_norm_factors, filter_by_expr
 from exprlmm.assoc.designs.formula import build_design
 from exprlmm.assoc.designs.negbin import estimate_dispersion, fit_nb_glm, nb_lrt
+from exprlmm.datasets import mouse_design_counts
 
 HERE = Path(__file__).resolve().parents[1] / "tests" / "reference" / "designs"
-
-
-def simulate(seed: int, mouse: pd.DataFrame, g: int = 20000) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    n = len(mouse)
-    zw = ((mouse.weight - mouse.weight.mean()) / mouse.weight.std()).to_numpy()
-    zu = ((mouse.urea - mouse.urea.mean()) / mouse.urea.std()).to_numpy()
-    groups = pd.factorize(mouse.group)[0]
-    base = np.exp(rng.normal(np.log(200.0), 1.5, g)) / 1e6
-    lib = rng.uniform(0.6, 1.6, n) * 2e7
-    bw, bu = np.zeros(g), np.zeros(g)
-    bw[:1200] = 0.5 * rng.choice([-1, 1], 1200)
-    bu[1200:2400] = 0.5 * rng.choice([-1, 1], 1200)
-    u = rng.normal(0, 0.3, (g, 3))
-    log_mu = np.log(base)[:, None] + np.log(lib)[None, :] + np.outer(bw, zw) + np.outer(bu, zu)
-    mu = np.exp(log_mu + u[:, groups])
-    phi = rng.uniform(0.05, 0.3, g)[:, None]
-    counts = rng.negative_binomial(1.0 / phi, 1.0 / (1.0 + mu * phi))
-    return counts.T.astype(float)
 
 
 def main(reps: int, write: Path | None) -> None:
     mouse = pd.read_csv(HERE / "mouse.tsv", sep="\t")
     design = build_design("~ weight + urea + C(group)", mouse)
-    counts = simulate(2024, mouse)
+    counts = mouse_design_counts(2024, mouse, n_genes=20000, n_true=1200).counts
     if write is not None:
         frame = pd.DataFrame(counts.T, columns=mouse.animal)
         frame.index = [f"g{i:05d}" for i in range(counts.shape[1])]

@@ -167,3 +167,23 @@ def test_toy_is_the_confounded_cohort_plus_a_batch_shift() -> None:
     unshifted = np.isclose(shift[in_b], 0.0, atol=1e-12).all(axis=0)
     assert (shifted | unshifted).all()
     assert 5 <= shifted.sum() <= 40  # a tenth of the genes, on average
+
+
+def test_mouse_design_counts_is_seeded_and_marks_true_genes():
+    from exprlmm.datasets import mouse_design_counts
+
+    design = pd.DataFrame(
+        {
+            "weight": [20.0, 22, 24, 21, 23, 25],
+            "urea": [40.0, 90, 120, 300, 320, 340],
+            "group": list("aabbcc"),
+        }
+    )
+    a = mouse_design_counts(3, design, n_genes=50, n_true=5)
+    b = mouse_design_counts(3, design, n_genes=50, n_true=5)
+    assert a.counts.shape == (6, 50)
+    assert np.array_equal(a.counts, b.counts)
+    assert (a.counts >= 0).all() and np.array_equal(a.counts, np.round(a.counts))
+    assert np.flatnonzero(a.beta_weight).tolist() == list(range(5))
+    assert np.flatnonzero(a.beta_urea).tolist() == list(range(5, 10))
+    assert not np.array_equal(a.counts, mouse_design_counts(4, design, n_genes=50, n_true=5).counts)

@@ -21,27 +21,15 @@ import pandas as pd
 from exprlmm.assoc.designs.api import fit_design
 from exprlmm.assoc.designs.counts import calc_norm_factors, filter_by_expr, voom
 from exprlmm.assoc.designs.formula import build_design
+from exprlmm.datasets import mouse_design_counts
 
 HERE = Path(__file__).resolve().parent
 
 
 def simulate(seed: int, mouse: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    g, n = 2000, len(mouse)
-    zw = ((mouse.weight - mouse.weight.mean()) / mouse.weight.std()).to_numpy()
-    zu = ((mouse.urea - mouse.urea.mean()) / mouse.urea.std()).to_numpy()
-    groups = pd.factorize(mouse.group)[0]
-    base = np.exp(rng.normal(np.log(200.0), 1.5, g)) / 1e6
-    lib = rng.uniform(0.6, 1.6, n) * 2e7
-    bw, bu = np.zeros(g), np.zeros(g)
-    bw[:120] = 0.5 * rng.choice([-1, 1], 120)
-    bu[120:240] = 0.5 * rng.choice([-1, 1], 120)
-    u = rng.normal(0, 0.3, (g, 3))
-    log_mu = np.log(base)[:, None] + np.log(lib)[None, :] + np.outer(bw, zw) + np.outer(bu, zu)
-    mu = np.exp(log_mu + u[:, groups])
-    phi = rng.uniform(0.05, 0.3, g)[:, None]
-    counts = rng.negative_binomial(1.0 / phi, 1.0 / (1.0 + mu * phi))
-    return counts.T.astype(float), bw != 0, bu != 0
+    """Counts (samples × genes) and the true weight / urea genes of one replicate."""
+    sim = mouse_design_counts(seed, mouse)
+    return sim.counts, sim.beta_weight != 0, sim.beta_urea != 0
 
 
 METHODS = {

@@ -11,24 +11,12 @@ Outputs: sim_counts.tsv.gz (genes in rows), sim_truth.tsv.
 import numpy as np
 import pandas as pd
 
-rng = np.random.default_rng(5)
+from exprlmm.datasets import mouse_design_counts
+
 mouse = pd.read_csv("mouse.tsv", sep="\t")
-g, n = 2000, len(mouse)
-zw = ((mouse.weight - mouse.weight.mean()) / mouse.weight.std()).to_numpy()
-zu = ((mouse.urea - mouse.urea.mean()) / mouse.urea.std()).to_numpy()
-groups = pd.factorize(mouse.group)[0]
-base = np.exp(rng.normal(np.log(200.0), 1.5, g)) / 1e6
-lib = rng.uniform(0.6, 1.6, n) * 2e7
-bw = np.zeros(g)
-bu = np.zeros(g)
-bw[:120] = 0.5 * rng.choice([-1, 1], 120)
-bu[120:240] = 0.5 * rng.choice([-1, 1], 120)
-u = rng.normal(0, 0.3, (g, 3))
-log_mu = np.log(base)[:, None] + np.log(lib)[None, :] + np.outer(bw, zw) + np.outer(bu, zu)
-log_mu += u[:, groups]
-mu = np.exp(log_mu)
-phi = rng.uniform(0.05, 0.3, g)[:, None]
-counts = rng.negative_binomial(1.0 / phi, 1.0 / (1.0 + mu * phi))
+sim = mouse_design_counts(5, mouse, n_genes=2000, n_true=120)
+g = sim.counts.shape[1]
+counts, bw, bu = sim.counts.T.astype(np.int64), sim.beta_weight, sim.beta_urea
 genes = [f"gene{i:04d}" for i in range(g)]
 frame = pd.DataFrame(counts, index=pd.Index(genes, name="gene"), columns=mouse.animal)
 frame.to_csv("sim_counts.tsv.gz", sep="\t", compression={"method": "gzip", "mtime": 0})
