@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+from exprlmm.commands import split_list
 
 
 @click.command(context_settings={"max_content_width": 100})
@@ -181,7 +179,7 @@ def assoc(**options) -> None:
         samples=options["samples"],
         trait=options["trait"],
         scores=options["scores"],
-        covariates=_split(options["covariates"]),
+        covariates=split_list(options["covariates"]),
         model=options["model"],
         method="reml" if options["reml"] else "ml",
         delta=options["delta"],

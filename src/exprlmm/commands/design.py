@@ -16,6 +16,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from exprlmm.commands import split_list
 from exprlmm.errors import UserInputError
 
 STYLES: dict[str, dict[str, str]] = {
@@ -316,10 +317,6 @@ def write_plots(table: pd.DataFrame, output: str, *, style: str = "tidy") -> lis
     return paths
 
 
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
-
-
 @click.command(context_settings={"max_content_width": 100})
 @click.option(
     "--counts",
@@ -467,7 +464,7 @@ def design(**options) -> None:
         formula=options["formula"],
         expression=options["expression"],
         counts=options["counts"],
-        test=_split(options["test"]),
+        test=split_list(options["test"]),
         method="reml" if options["reml"] else "ml",
         ebayes=options["ebayes"],
         variance=options["variance"],

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from exprlmm import __version__
+from exprlmm.commands import split_list
 from exprlmm.errors import UserInputError
 from exprlmm.io.atomic import atomic_path, write_text_atomic
 from exprlmm.io.seg import read_seg
@@ -105,7 +106,7 @@ def icna(
     settings = IcnaSettings(
         value=value,  # type: ignore[arg-type]
         min_abs_change=min_abs_change,
-        exclude_chromosomes=tuple(p for p in exclude_chromosomes.split(",") if p.strip()),
+        exclude_chromosomes=split_list(exclude_chromosomes),
         fga_threshold=fga_threshold,
     )
     if output.exists() and seg.exists() and output.resolve() == seg.resolve():
