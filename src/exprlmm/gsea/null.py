@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,29 +57,50 @@ def sample_sorted_subsets(rng: np.random.Generator, n: int, k: int, m: int) -> N
         np.put_along_axis(mask, comp.astype(np.intp), False, axis=1)
         return np.nonzero(mask)[1].astype(np.int32).reshape(m, k)
     out = np.empty((m, k), dtype=np.int32)
+    for b in _distinct_draws(rng, n, k, m):
+        # draw index of the k-th distinct value
+        cutoff = np.argmax(b.count[b.good] >= k, axis=1)
+        keep = b.first_sorted[b.good] & (b.order[b.good] <= cutoff[:, None])
+        out[b.rows] = b.zs[b.good][keep].reshape(b.rows.size, k)
+    return out
+
+
+class _DrawBatch(NamedTuple):
+    """One batch of rows drawn with replacement (see `_distinct_draws`)."""
+
+    rows: NDArray  # output rows this batch completes
+    good: NDArray  # batch rows that hold ≥ k distinct values
+    z: NDArray  # the draws
+    order: NDArray  # row-wise stable sort of z ...
+    zs: NDArray  # ... and the sorted rows
+    first_sorted: NDArray  # first occurrence of each value, in sorted order
+    first_orig: NDArray  # the same, in draw order
+    count: NDArray  # running count of distinct values, in draw order
+
+
+def _distinct_draws(rng: np.random.Generator, n: int, k: int, m: int):
+    """Draw ``m`` rows with replacement until each holds ≥ k distinct values of ``range(n)``.
+
+    Yields a `_DrawBatch` per batch with at least one completed row; rows short of k
+    distinct values are redrawn, longer.
+    """
     todo = np.arange(m)
     length = _draws_needed(n, k)
     dtype = np.uint16 if n <= np.iinfo(np.uint16).max else np.int32
     while todo.size:
         z = rng.integers(0, n, size=(todo.size, length), dtype=dtype)
-        order = np.argsort(z, axis=1, kind="stable")
-        zs = np.take_along_axis(z, order, axis=1)
+        order, zs = _stable_argsort_rows(z)
         first_sorted = np.empty(zs.shape, dtype=bool)
         first_sorted[:, 0] = True
         np.not_equal(zs[:, 1:], zs[:, :-1], out=first_sorted[:, 1:])
         first_orig = np.empty_like(first_sorted)
         np.put_along_axis(first_orig, order, first_sorted, axis=1)
         count = np.cumsum(first_orig, axis=1, dtype=np.int32)
-        ok = count[:, -1] >= k
-        # draw index of the k-th distinct value
-        cutoff = np.argmax(count >= k, axis=1)
-        keep = first_sorted & (order <= cutoff[:, None])
-        good = np.flatnonzero(ok)
-        if good.size:
-            out[todo[good]] = zs[good][keep[good]].reshape(good.size, k)
-        todo = todo[~ok]
+        good = count[:, -1] >= k
+        if good.any():
+            yield _DrawBatch(todo[good], good, z, order, zs, first_sorted, first_orig, count)
+        todo = todo[~good]
         length = int(length * 1.5) + 1
-    return out
 
 
 def _stable_argsort_rows(z: NDArray) -> tuple[NDArray[np.intp], NDArray]:
@@ -105,25 +127,11 @@ def sample_distinct(rng: np.random.Generator, n: int, k: int, m: int) -> NDArray
         base = np.broadcast_to(np.arange(n, dtype=np.int32), (m, n))
         return rng.permuted(base, axis=1)[:, :k].copy()
     out = np.empty((m, k), dtype=np.int32)
-    todo = np.arange(m)
-    length = _draws_needed(n, k)
-    dtype = np.uint16 if n <= np.iinfo(np.uint16).max else np.int32
-    while todo.size:
-        z = rng.integers(0, n, size=(todo.size, length), dtype=dtype)
-        order, zs = _stable_argsort_rows(z)
-        first_sorted = np.empty(zs.shape, dtype=bool)
-        first_sorted[:, 0] = True
-        np.not_equal(zs[:, 1:], zs[:, :-1], out=first_sorted[:, 1:])
-        first_orig = np.empty_like(first_sorted)
-        np.put_along_axis(first_orig, order, first_sorted, axis=1)
-        count = np.cumsum(first_orig, axis=1, dtype=np.int32)
-        ok = count[:, -1] >= k
-        good = np.flatnonzero(ok)
-        if good.size:
-            keep = first_orig[good] & (count[good] <= k)
-            out[todo[good]] = z[good][keep].reshape(good.size, k)
-        todo = todo[~ok]
-        length = int(length * 1.5) + 1
+    for rows, good, z, _order, _zs, _first_sorted, first_orig, count in _distinct_draws(
+        rng, n, k, m
+    ):
+        keep = first_orig[good] & (count[good] <= k)
+        out[rows] = z[good][keep].reshape(rows.size, k)
     return out
 
 
