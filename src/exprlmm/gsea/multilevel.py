@@ -273,7 +273,8 @@ def _run_rulers(rulers: list[_Ruler], wtab: NDArray[np.float64], n: int) -> None
     need = np.array([r.need for r in rulers], dtype=np.int64)
     max_steps = np.array([r.max_steps for r in rulers], dtype=np.int64)
     n_dead_rows = 0
-    draws = np.empty((nc * s, 2 * _DRAWS))
+    # zeros, not empty: rows of finished rulers are still indexed (harmlessly) until compacted
+    draws = np.zeros((nc * s, 2 * _DRAWS))
     step = 0
 
     def level_end(ci: int) -> None:
