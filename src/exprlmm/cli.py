@@ -43,12 +43,13 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from exprlmm.commands import assoc, design, gsea, icna
+    from exprlmm.commands import assoc, design, gsea, icna, study
 
     cli.add_command(icna.icna)
     cli.add_command(assoc.assoc)
     cli.add_command(gsea.gsea)
     cli.add_command(design.design)
+    cli.add_command(study.study)
 
 
 _register()

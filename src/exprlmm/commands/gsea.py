@@ -14,31 +14,6 @@ from exprlmm.errors import UserInputError
 log = logging.getLogger(__name__)
 
 
-def _load_sets(specs: tuple[str, ...]) -> dict[str, list[str]]:
-    from exprlmm.io.gmt import resolve_gene_sets
-
-    merged: dict[str, list[str]] = {}
-    for spec in specs:
-        for name, genes in resolve_gene_sets(spec).items():
-            if name in merged:
-                raise UserInputError(f"{spec}: gene set '{name}' is also in an earlier --gmt")
-            merged[name] = genes
-    return merged
-
-
-def _removal(spec: str | None) -> tuple[list[str], list[str]]:
-    """Genes to remove and the set names exempt from the removal."""
-    if spec is None:
-        return [], []
-    from exprlmm.io.gmt import BUILTIN_COLLECTIONS, builtin_gene_sets, read_gene_list
-
-    genes = read_gene_list(spec)
-    exempt: list[str] = []
-    if spec.lower() in BUILTIN_COLLECTIONS and not Path(spec).exists():
-        exempt = list(builtin_gene_sets(spec))
-    return genes, exempt
-
-
 @click.command(context_settings={"show_default": True})
 @click.option("--rnk", type=click.Path(dir_okay=False), help="Broad .rnk file (gene<TAB>score).")
 @click.option(
@@ -136,6 +111,7 @@ def gsea(
 
     from exprlmm.gsea import GseaSettings, prerank, rename_columns
     from exprlmm.io.atomic import atomic_path
+    from exprlmm.io.gmt import load_gene_sets, removal_genes
     from exprlmm.io.record import describe_input, run_record_path, write_run_record
     from exprlmm.io.rnk import read_ranking_table, read_rnk
 
@@ -145,8 +121,8 @@ def gsea(
         scores = read_rnk(rnk)
     else:
         scores = read_ranking_table(str(results), column=column, model=model)  # type: ignore[arg-type]
-    sets = _load_sets(gmt)
-    genes_out, exempt = _removal(remove_genes)
+    sets = load_gene_sets(gmt)
+    genes_out, exempt = removal_genes(remove_genes)
     settings = GseaSettings(
         permutations=permutations,
         seed=seed,

@@ -10,7 +10,7 @@ Errors are `UserInputError` with the file, the line and the fix.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -19,9 +19,11 @@ from exprlmm.errors import UserInputError
 __all__ = [
     "BUILTIN_COLLECTIONS",
     "builtin_gene_sets",
+    "load_gene_sets",
     "parse_gmt",
     "read_gene_list",
     "read_gmt",
+    "removal_genes",
     "resolve_gene_sets",
 ]
 
@@ -122,6 +124,32 @@ def resolve_gene_sets(spec: str) -> dict[str, list[str]]:
     if not Path(spec).exists() and spec.lower() in BUILTIN_COLLECTIONS:
         return builtin_gene_sets(spec)
     return read_gmt(spec)
+
+
+def load_gene_sets(specs: Sequence[str]) -> dict[str, list[str]]:
+    """Merge several collections (GMT paths or built-in names); a set name may occur once."""
+    merged: dict[str, list[str]] = {}
+    for spec in specs:
+        for name, genes in resolve_gene_sets(spec).items():
+            if name in merged:
+                raise UserInputError(f"{spec}: gene set '{name}' is also in an earlier collection")
+            merged[name] = genes
+    return merged
+
+
+def removal_genes(spec: str | None) -> tuple[list[str], list[str]]:
+    """Genes to remove from the sets (``--remove-genes``) and the set names exempt from it.
+
+    A built-in collection name removes its genes from every other set and exempts its own
+    sets (the paper removed the histone genes from all pathways but the histone set).
+    """
+    if spec is None:
+        return [], []
+    genes = read_gene_list(spec)
+    exempt: list[str] = []
+    if spec.lower() in BUILTIN_COLLECTIONS and not Path(spec).exists():
+        exempt = list(builtin_gene_sets(spec))
+    return genes, exempt
 
 
 def read_gene_list(spec: str) -> list[str]:

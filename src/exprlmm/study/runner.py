@@ -1,0 +1,730 @@
+"""Run a study: cohorts → trait → purity genes → SLR / LMM / LMM without purity genes → GSEA →
+purity summaries → subsamples → cross-cohort tables, figures and the HTML report.
+
+Every step writes its outputs atomically, then a marker ``cohorts/<c>/.steps/<step>.json``
+holding the SHA-256 of everything the step depends on (input file contents, settings, the
+markers of the steps it reads). A rerun skips a step whose marker matches and whose outputs
+exist, so an interrupted run restarts where it stopped. Steps read their inputs back from the
+files of earlier steps (never from memory), and every random step draws from a seed derived
+from the study seed, the cohort and the step, so a resumed run gives the same files as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from exprlmm import __version__
+from exprlmm.assoc.lmm import lmm_scan
+from exprlmm.assoc.slr import slr_scan
+from exprlmm.errors import UserInputError
+from exprlmm.gsea.engine import prerank
+from exprlmm.io.atomic import write_text_atomic
+from exprlmm.io.cohort import Cohort, load_cohort
+from exprlmm.io.gmt import load_gene_sets, removal_genes
+from exprlmm.io.record import environment, file_sha256, write_run_record
+from exprlmm.io.samples import read_sample_sheet, to_numeric_or_none
+from exprlmm.io.seg import read_seg
+from exprlmm.io.tables import write_table
+from exprlmm.kinship import eigensystem_from_expression
+from exprlmm.pipeline import AssocSettings, covariate_matrix
+from exprlmm.scores.icna import IcnaSettings, icna_scores, is_tcga_barcode, is_tcga_tumor
+from exprlmm.study.config import CohortConfig, StudyConfig, to_toml
+from exprlmm.study.purity import (
+    purity_associated_genes,
+    purity_gene_sets,
+    purity_positions,
+    purity_summary,
+    set_overlap,
+)
+
+log = logging.getLogger("exprlmm.study")
+
+__all__ = ["StudyResult", "run_study"]
+
+#: Fewest matched samples a cohort may have (intercept, gene, trait and a few residual df).
+MIN_SAMPLES = 10
+
+_LOAD_KEYS = (
+    "sample_column",
+    "orientation",
+    "gene_column",
+    "barcode_length",
+    "log2p1",
+    "missing",
+    "duplicates",
+)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What `run_study` did.
+
+    Attributes
+    ----------
+    output
+        The output folder.
+    report
+        The HTML report (None when not asked for).
+    steps_run, steps_skipped
+        ``"<cohort>/<step>"`` names of the steps computed and of those found up to date.
+    timings
+        Seconds per step that ran.
+    """
+
+    output: Path
+    report: Path | None
+    steps_run: tuple[str, ...]
+    steps_skipped: tuple[str, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _digest(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def derived_seed(seed: int, *parts: str | int) -> int:
+    """The seed of one random step, from the study seed and the step's identity.
+
+    ``numpy.random.default_rng(derived_seed(...))`` reproduces the step's draws.
+    """
+    words = [zlib.crc32(str(p).encode()) for p in parts]
+    return int(np.random.SeedSequence([seed, *words]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class _Steps:
+    """Content-hashed, resumable steps."""
+
+    def __init__(self, force: bool, bar: Any) -> None:
+        self.force = force
+        self.bar = bar
+        self.run: list[str] = []
+        self.skipped: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    def __call__(
+        self,
+        folder: Path,
+        name: str,
+        key: dict[str, Any],
+        outputs: list[Path],
+        compute: Callable[[], None],
+    ) -> str:
+        """Run ``compute`` unless the step's marker matches ``key``; return the step digest."""
+        label = f"{folder.name}/{name}"
+        digest = _digest(key)
+        marker = folder / ".steps" / f"{name}.json"
+        self.bar.set_postfix_str(label)
+        if not self.force and marker.exists() and all(p.exists() for p in outputs):
+            try:
+                done = json.loads(marker.read_text(encoding="utf-8")).get("key")
+            except (OSError, json.JSONDecodeError):
+                done = None
+            if done == digest:
+                log.info("skip %s (up to date)", label)
+                self.skipped.append(label)
+                self.bar.update(1)
+                return digest
+        t0 = time.perf_counter()
+        log.info("run %s", label)
+        compute()
+        seconds = time.perf_counter() - t0
+        info = {"key": digest, "outputs": [p.name for p in outputs], "seconds": seconds}
+        write_text_atomic(marker, json.dumps(info, indent=1) + "\n")
+        log.info("done %s in %.2f s", label, seconds)
+        self.run.append(label)
+        self.timings[label] = seconds
+        self.bar.update(1)
+        return digest
+
+
+class _Files:
+    """SHA-256 of input files, each computed once per run."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, path: str | None) -> str | None:
+        if path is None:
+            return None
+        if path not in self._cache:
+            self._cache[path] = file_sha256(path)
+        return self._cache[path]
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", keep_default_na=True)
+
+
+def _icna_table(cohort: CohortConfig, options: dict[str, Any]) -> pd.DataFrame:
+    """ICNA per tumour sample from the cohort's .seg (TCGA: tumour samples only by default)."""
+    segments = read_seg(cohort.seg, value_column=options.get("value_column"))
+    ids = segments["sample"].unique()
+    tumour_only = options.get("tumor_only")
+    if tumour_only is None:
+        tumour_only = bool(len(ids)) and bool(is_tcga_barcode(ids).all())
+    if tumour_only:
+        segments = segments[segments["sample"].isin(ids[is_tcga_tumor(ids)])]
+    keys = ("value", "min_abs_change", "exclude_chromosomes", "fga_threshold")
+    settings = IcnaSettings(**{k: options[k] for k in keys if k in options})
+    scores = icna_scores(segments, **settings.as_dict())
+    return scores.reset_index()
+
+
+class _Cohorts:
+    """Loads cohorts on demand, keeping the most recent one in memory."""
+
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+        self._last: tuple[str, Cohort] | None = None
+
+    def settings(self, cohort: CohortConfig, scores: str | None) -> AssocSettings:
+        options = dict(self.config.assoc_options(cohort))
+        if "covariates" in options:
+            options["covariates"] = tuple(options["covariates"])
+        return AssocSettings(
+            expression=cohort.expression,
+            samples=cohort.samples,
+            trait=self.config.trait,
+            scores=scores,
+            threads=self.config.threads,
+            **options,
+        )
+
+    def load(self, cohort: CohortConfig, scores: str | None) -> Cohort:
+        if self._last is not None and self._last[0] == cohort.name:
+            return self._last[1]
+        settings = self.settings(cohort, scores)
+        categorical = _categorical(settings)
+        where = f"cohort {cohort.name!r}"
+        sheet_columns = set(
+            read_sample_sheet(cohort.samples, sample_column=settings.sample_column).columns
+        )
+        if cohort.purity_column not in sheet_columns:
+            raise UserInputError(
+                f"{where}: purity column {cohort.purity_column!r} (key 'purity_column') is not in "
+                f"{cohort.samples}"
+            )
+        try:
+            loaded = load_cohort(
+                cohort.expression,
+                cohort.samples,
+                **{k: getattr(settings, k) for k in _LOAD_KEYS},
+                required_columns=(settings.trait, cohort.purity_column, *settings.covariates),
+                categorical_columns=tuple(categorical),
+                scores_path=scores,
+            )
+        except UserInputError as err:
+            raise UserInputError(f"{where}: {err}") from None
+        n = loaded.expression.shape[0]
+        if n < MIN_SAMPLES:
+            raise UserInputError(
+                f"{where}: only {n} samples with expression, trait and purity after matching "
+                f"(need ≥ {MIN_SAMPLES}); check the sample IDs of {cohort.expression}"
+            )
+        self._last = (cohort.name, loaded)
+        return loaded
+
+
+def _categorical(settings: AssocSettings) -> list[str]:
+    if not settings.covariates:
+        return []
+    sheet = read_sample_sheet(settings.samples, sample_column=settings.sample_column)
+    return [
+        c
+        for c in settings.covariates
+        if c in sheet.columns and to_numeric_or_none(sheet[c]) is None
+    ]
+
+
+def _scan(
+    model: str,
+    expression: pd.DataFrame,
+    trait: np.ndarray,
+    covariates: np.ndarray | None,
+    settings: AssocSettings,
+    kinship_mask: np.ndarray | None,
+) -> pd.DataFrame:
+    """One model's scan on an in-memory cohort (``lmm_nopurity``: K from ``kinship_mask``)."""
+    values = expression.to_numpy(dtype=np.float64)
+    genes = list(expression.columns)
+    try:
+        if model == "slr":
+            return slr_scan(
+                values,
+                trait,
+                covariates=covariates,
+                standardize=settings.standardize,
+                gene_names=genes,
+                chunk_size=settings.chunk_size,
+            )
+        mask = np.ones(len(genes), dtype=bool) if kinship_mask is None else kinship_mask
+        eig = eigensystem_from_expression(values if mask.all() else values[:, mask])
+        return lmm_scan(
+            values,
+            trait,
+            covariates=covariates,
+            eigensystem=eig,
+            kinship_genes=mask,
+            method=settings.method,
+            delta=settings.delta_value(),
+            leave_out=settings.leave_out,
+            test=settings.test,
+            standardize=settings.standardize,
+            gene_names=genes,
+            chunk_size=settings.chunk_size,
+        )
+    except ValueError as err:
+        if isinstance(err, UserInputError):
+            raise
+        raise UserInputError(str(err)) from err
+
+
+def _kinship_base_mask(settings: AssocSettings, genes: pd.Index) -> np.ndarray:
+    from exprlmm.pipeline import _kinship_mask
+
+    return _kinship_mask(settings, genes)[0]
+
+
+class _Study:
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+        self.out = Path(config.output)
+        self.files = _Files()
+        self.cohorts = _Cohorts(config)
+        self.sets = load_gene_sets(config.gsea.gene_sets)
+        self.remove, self.exempt = removal_genes(config.gsea.remove_genes)
+        self._prepared: dict[str, tuple[str | None, str]] = {}
+
+    def gsea(
+        self, scores: pd.Series, sets: dict[str, list[str]], settings, *, any_size: bool = False
+    ) -> pd.DataFrame:
+        """GSEA table of ``sets`` on ``scores`` with the study's gene removal.
+
+        ``any_size``: test every set whatever its size (the purity sets and the sets tracked
+        in subsamples are explicit choices); otherwise ``[gsea]`` min/max size apply.
+        """
+        if any_size:
+            settings = dataclasses.replace(settings, min_size=1, max_size=max(1, len(scores)))
+        return prerank(
+            scores, sets, settings, remove_genes=self.remove, exempt_sets=self.exempt
+        ).table
+
+    # ---------------------------------------------------------------- per-cohort steps
+    def _trait(self, c: CohortConfig, folder: Path, steps: _Steps) -> tuple[str | None, str]:
+        """ICNA from .seg (a step) or the given scores; returns (scores path, digest)."""
+        if c.seg is None:
+            return c.scores, _digest({"scores": self.files(c.scores)})
+        target = folder / "trait.tsv"
+        options = self.config.icna_options(c)
+        key = {"step": "trait", "seg": self.files(c.seg), "icna": options, "v": __version__}
+        digest = steps(
+            folder, "trait", key, [target], lambda: write_table(_icna_table(c, options), target)
+        )
+        return str(target), digest
+
+    def _data_key(self, c: CohortConfig, trait_digest: str) -> dict[str, Any]:
+        return {
+            "expression": self.files(c.expression),
+            "samples": self.files(c.samples),
+            "trait": trait_digest,
+            "trait_column": self.config.trait,
+            "purity_column": c.purity_column,
+            "assoc": self.config.assoc_options(c),
+            "version": __version__,
+        }
+
+    def prepare(self, c: CohortConfig, steps: _Steps) -> None:
+        """The trait step, then load and check the cohort (before any heavy step)."""
+        folder = self.out / "cohorts" / c.name
+        scores, trait_digest = self._trait(c, folder, steps)
+        self._prepared[c.name] = (scores, trait_digest)
+        loaded = self.cohorts.load(c, scores)
+        n = loaded.expression.shape[0]
+        members = {g for genes in self.sets.values() for g in genes}
+        if not loaded.expression.columns.isin(list(members)).any():
+            raise UserInputError(
+                f"cohort {c.name!r}: no gene of the [gsea] gene_sets is in {c.expression}; "
+                "use gene sets with the same gene identifiers (e.g. HGNC symbols)"
+            )
+        sub = self.config.subsample
+        if self._subsampled(c) and max(sub.sizes) > n:
+            raise UserInputError(
+                f"cohort {c.name!r}: [subsample] sizes has {max(sub.sizes)} but the cohort has "
+                f"{n} matched samples"
+            )
+
+    def cohort(self, c: CohortConfig, steps: _Steps) -> None:
+        cfg = self.config
+        folder = self.out / "cohorts" / c.name
+        scores, trait_digest = self._prepared[c.name]
+        data_key = self._data_key(c, trait_digest)
+        settings = self.cohorts.settings(c, scores)
+
+        def cohort_data():
+            loaded = self.cohorts.load(c, scores)
+            trait = loaded.samples[cfg.trait].to_numpy(dtype=np.float64)
+            categorical = _categorical(settings)
+            numeric = [x for x in settings.covariates if x not in categorical]
+            covariates, _ = covariate_matrix(loaded.samples, numeric, categorical)
+            return loaded, trait, covariates
+
+        # purity-associated genes
+        purity_path = folder / "purity_genes.tsv"
+
+        def purity_step() -> None:
+            loaded, _, _ = cohort_data()
+            purity = loaded.samples[c.purity_column].to_numpy(dtype=np.float64)
+            scan = slr_scan(loaded.expression, purity, gene_names=list(loaded.expression.columns))
+            write_table(purity_associated_genes(scan, cfg.purity.alpha), purity_path)
+
+        purity_key = {"step": "purity", "data": data_key, "alpha": cfg.purity.alpha}
+        purity_digest = steps(folder, "purity", purity_key, [purity_path], purity_step)
+
+        # the models' scans
+        assoc_digest: dict[str, str] = {}
+        for model in cfg.models:
+            path = folder / f"assoc_{model}.tsv"
+
+            def scan_step(model: str = model, path: Path = path) -> None:
+                loaded, trait, covariates = cohort_data()
+                mask = None
+                if model == "lmm_nopurity":
+                    genes = loaded.expression.columns
+                    purity_genes = _read(purity_path)
+                    flagged = set(purity_genes.loc[purity_genes["purity_associated"], "gene"])
+                    mask = _kinship_base_mask(settings, genes) & ~genes.isin(flagged)
+                    if mask.sum() < 2:
+                        raise UserInputError(
+                            f"cohort {c.name!r}: no genes left to build K without the purity genes"
+                        )
+                elif model == "lmm":
+                    mask = _kinship_base_mask(settings, loaded.expression.columns)
+                table = _scan(model, loaded.expression, trait, covariates, settings, mask)
+                write_table(table, path)
+
+            key = {"step": f"assoc_{model}", "data": data_key, "threads": cfg.threads}
+            if model == "lmm_nopurity":
+                key["purity"] = purity_digest
+            assoc_digest[model] = steps(folder, f"assoc_{model}", key, [path], scan_step)
+
+        # GSEA of each ranking (+ the purity ranking)
+        gsea_settings = cfg.gsea.gsea_settings()
+        gsea_common = {
+            "gene_sets": [self.files(s) if Path(s).exists() else s for s in cfg.gsea.gene_sets],
+            "remove_genes": cfg.gsea.remove_genes,
+            "settings": dict(cfg.gsea.settings),
+        }
+        rankings = {m: (folder / f"assoc_{m}.tsv", assoc_digest[m]) for m in cfg.models}
+        rankings["purity"] = (purity_path, purity_digest)
+        for name, (source, digest) in rankings.items():
+            outputs = [folder / f"gsea_{name}.tsv"]
+            if name != "purity":
+                outputs.append(folder / "purity_sets" / f"gsea_{name}.tsv")
+
+            def gsea_step(name: str = name, source: Path = source, outputs=outputs) -> None:
+                table = _read(source)
+                scores = pd.Series(table["stat"].to_numpy(), index=table["gene"].astype(str))
+                write_table(self.gsea(scores, self.sets, gsea_settings), outputs[0])
+                if name != "purity":
+                    purity_sets = purity_gene_sets(_read(purity_path))
+                    table = self.gsea(scores, purity_sets, gsea_settings, any_size=True)
+                    write_table(table, outputs[1])
+
+            key = {"step": f"gsea_{name}", "ranking": digest, "gsea": gsea_common}
+            if name != "purity":
+                key["purity"] = purity_digest
+            steps(folder, f"gsea_{name}", key, outputs, gsea_step)
+
+        # purity summaries (cheap; recomputed when any input changed)
+        summary_paths = [
+            folder / f
+            for f in (
+                "purity_positions.tsv",
+                "purity_summary.tsv",
+                "purity_gsea.tsv",
+                "set_overlap.tsv",
+            )
+        ]
+
+        def summary_step() -> None:
+            purity_genes = _read(purity_path)
+            flagged = purity_genes.loc[purity_genes["purity_associated"], "gene"].tolist()
+            gsea_purity = _read(folder / "gsea_purity.tsv")
+            positions, summaries, pgsea, overlaps = [], [], [], []
+            for model in cfg.models:
+                scan = _read(folder / f"assoc_{model}.tsv")
+                positions.append(purity_positions(scan, purity_genes, model))
+                summaries.append(
+                    purity_summary(scan, flagged, model, top_n=cfg.purity.top_n, fdr=cfg.purity.fdr)
+                )
+                gsea = _read(folder / f"gsea_{model}.tsv")
+                rows = _read(folder / "purity_sets" / f"gsea_{model}.tsv")
+                pgsea.append(
+                    rows.rename(columns={"term": "set"}).assign(model=model)[
+                        ["model", "set", "size", "es", "nes", "pvalue", "fdr"]
+                    ]
+                )
+                overlaps.append(set_overlap(gsea_purity, gsea, model, set_fdr=cfg.purity.set_fdr))
+            write_table(pd.concat(positions, ignore_index=True), summary_paths[0])
+            write_table(pd.DataFrame(summaries), summary_paths[1])
+            write_table(pd.concat(pgsea, ignore_index=True), summary_paths[2])
+            write_table(pd.concat(overlaps, ignore_index=True), summary_paths[3])
+
+        key = {
+            "step": "summary",
+            "purity": purity_digest,
+            "assoc": assoc_digest,
+            "gsea": gsea_common,
+            "settings": {
+                "top_n": cfg.purity.top_n,
+                "fdr": cfg.purity.fdr,
+                "set_fdr": cfg.purity.set_fdr,
+            },
+        }
+        steps(folder, "summary", key, summary_paths, summary_step)
+
+        if self._subsampled(c):
+            self.subsample(c, folder, steps, data_key, purity_digest, cohort_data, settings)
+
+    def _subsampled(self, c: CohortConfig) -> bool:
+        sub = self.config.subsample
+        return bool(sub.sizes) and (not sub.cohorts or c.name in sub.cohorts)
+
+    def subsample(
+        self,
+        c: CohortConfig,
+        folder: Path,
+        steps: _Steps,
+        data_key: dict[str, Any],
+        purity_digest: str,
+        cohort_data: Callable[[], tuple[Cohort, np.ndarray, np.ndarray | None]],
+        settings: AssocSettings,
+    ) -> None:
+        """Random subsets (one step per size): Spearman(SLR, LMM) and NES of tracked sets."""
+        cfg = self.config
+        sub = cfg.subsample
+        purity_path = folder / "purity_genes.tsv"
+        gsea_settings = cfg.gsea.gsea_settings(permutations=sub.permutations, tail="none")
+        parts = folder / "subsample"
+        similarity_parts, gsea_parts = [], []
+        for size in sub.sizes:
+            sim_path = parts / f"similarity_{size}.tsv"
+            gsea_path = parts / f"gsea_{size}.tsv"
+            similarity_parts.append(sim_path)
+            gsea_parts.append(gsea_path)
+
+            def step(size: int = size, sim_path: Path = sim_path, gsea_path: Path = gsea_path):
+                loaded, trait, covariates = cohort_data()
+                n = loaded.expression.shape[0]
+                tracked = {k: v for k, v in self.sets.items() if k in sub.terms}
+                tracked.update(purity_gene_sets(_read(purity_path)))
+                sims, nes = [], []
+                for repeat in range(sub.repeats):
+                    seed = derived_seed(cfg.seed, c.name, "subsample", size, repeat)
+                    rng = np.random.default_rng(seed)
+                    rows = np.sort(rng.choice(n, size=size, replace=False))
+                    expr = loaded.expression.iloc[rows]
+                    expr = expr.loc[:, np.ptp(expr.to_numpy(), axis=0) > 0]
+                    y = trait[rows]
+                    cov = None if covariates is None else covariates[rows]
+                    scans = {m: _scan(m, expr, y, cov, settings, None) for m in ("slr", "lmm")}
+                    rho = stats.spearmanr(scans["slr"]["stat"], scans["lmm"]["stat"]).statistic
+                    sims.append({"size": size, "repeat": repeat, "seed": seed, "spearman": rho})
+                    for m, scan in scans.items():
+                        scores = pd.Series(scan["stat"].to_numpy(), index=scan["gene"].astype(str))
+                        res = self.gsea(scores, tracked, gsea_settings, any_size=True)
+                        nes.append(
+                            res[["term", "nes", "pvalue", "fdr"]].assign(
+                                size=size, repeat=repeat, model=m
+                            )
+                        )
+                write_table(pd.DataFrame(sims), sim_path)
+                columns = ["size", "repeat", "model", "term", "nes", "pvalue", "fdr"]
+                write_table(pd.concat(nes, ignore_index=True)[columns], gsea_path)
+
+            key = {
+                "step": f"subsample_{size}",
+                "data": data_key,
+                "purity": purity_digest,
+                "seed": cfg.seed,
+                "repeats": sub.repeats,
+                "terms": list(sub.terms),
+                "gsea": dict(cfg.gsea.settings),
+                "permutations": sub.permutations,
+            }
+            steps(folder, f"subsample_{size}", key, [sim_path, gsea_path], step)
+        write_table(
+            pd.concat([_read(p) for p in similarity_parts], ignore_index=True),
+            folder / "subsample_similarity.tsv",
+        )
+        write_table(
+            pd.concat([_read(p) for p in gsea_parts], ignore_index=True),
+            folder / "subsample_gsea.tsv",
+        )
+
+    # ---------------------------------------------------------------- cross-cohort
+    def summary(self) -> None:
+        """Stack the per-cohort tables into ``summary/`` (with a ``cohort`` column)."""
+        stacks = {
+            "purity_summary.tsv": "purity_summary.tsv",
+            "purity_gsea.tsv": "purity_gsea.tsv",
+            "set_overlap.tsv": "set_overlap.tsv",
+            "subsample_similarity.tsv": "subsample_similarity.tsv",
+            "subsample_gsea.tsv": "subsample_gsea.tsv",
+        }
+        for name, source in stacks.items():
+            frames = []
+            for c in self.config.cohorts:
+                path = self.out / "cohorts" / c.name / source
+                if path.exists():
+                    frames.append(_read(path).assign(cohort=c.name))
+            if frames:
+                table = pd.concat(frames, ignore_index=True)
+                table = table[["cohort", *[x for x in table.columns if x != "cohort"]]]
+                write_table(table, self.out / "summary" / name)
+        nes = []
+        for c in self.config.cohorts:
+            for model in self.config.models:
+                path = self.out / "cohorts" / c.name / f"gsea_{model}.tsv"
+                table = _read(path)[["term", "nes", "fdr"]]
+                nes.append(table.assign(cohort=c.name, model=model))
+        frame = pd.concat(nes, ignore_index=True)[["cohort", "model", "term", "nes", "fdr"]]
+        write_table(frame, self.out / "summary" / "nes.tsv")
+
+
+def _n_steps(config: StudyConfig, study: _Study) -> int:
+    per_cohort = 1 + len(config.models) + (len(config.models) + 1) + 1  # purity, scans, gsea, sum
+    total = 0
+    for c in config.cohorts:
+        total += per_cohort + (c.seg is not None)
+        if study._subsampled(c):
+            total += len(config.subsample.sizes)
+    return total
+
+
+def run_study(
+    config: StudyConfig, *, force: bool = False, progress: bool = True, report: bool = True
+) -> StudyResult:
+    """Run (or resume) the study described by ``config``; see ``docs/study.md``.
+
+    Parameters
+    ----------
+    config
+        From `exprlmm.study.load_study_config` or `study_config_from_dict`.
+    force
+        Recompute every step even when its outputs are up to date.
+    progress
+        Show a progress bar (stderr).
+    report
+        Draw the figures and write ``report.html`` (False: tables only).
+
+    Raises
+    ------
+    UserInputError
+        Before any heavy work, for missing files or columns, cohorts with too few samples after
+        matching, subsample sizes larger than a cohort, unknown gene sets.
+    """
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    # The study's log goes to <output>/study.log (INFO) and, at the console's level, to stderr.
+    handler = logging.FileHandler(out / "study.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    console = logging.StreamHandler()
+    console.setLevel(logging.getLogger().getEffectiveLevel())
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    saved = (log.level, log.propagate)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.addHandler(handler)
+    log.addHandler(console)
+    started = time.perf_counter()
+    try:
+        log.info("exprlmm %s study → %s", __version__, out)
+        write_text_atomic(out / "study.resolved.toml", to_toml(config))
+        study = _Study(config)
+        _check_gene_sets(config, study)
+        with (
+            threadpool_limits(limits=config.threads),
+            tqdm(
+                total=_n_steps(config, study), disable=not progress, unit="step", desc="study"
+            ) as bar,
+        ):
+            steps = _Steps(force, bar)
+            for c in config.cohorts:
+                study.prepare(c, steps)
+            for c in config.cohorts:
+                study.cohort(c, steps)
+        study.summary()
+        timings = {**steps.timings, "total_s": time.perf_counter() - started}
+        report_path = None
+        if report:
+            from exprlmm.study.report import write_figures, write_report
+
+            highlight = list(config.gsea.highlight)
+            write_figures(out, highlight_terms=highlight, models=list(config.models))
+            timings["total_s"] = time.perf_counter() - started
+            report_path = write_report(out, config=config.to_dict(), timings=timings)
+        write_run_record(
+            out / "study.run.json",
+            {
+                "command": "study",
+                "config": config.to_dict(),
+                "seed": config.seed,
+                "randomness": "GSEA nulls (seed in [gsea]); subsets: seeds derived from the "
+                "study seed, the cohort, the size and the repeat (written in "
+                "subsample_similarity.tsv)",
+                "steps_run": steps.run,
+                "steps_skipped": steps.skipped,
+                "timings": timings,
+                "environment": environment(),
+            },
+        )
+        log.info(
+            "finished: %d steps run, %d up to date, %.1f s",
+            len(steps.run),
+            len(steps.skipped),
+            timings["total_s"],
+        )
+    finally:
+        log.removeHandler(handler)
+        log.removeHandler(console)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+        handler.close()
+    return StudyResult(
+        output=out,
+        report=report_path,
+        steps_run=tuple(steps.run),
+        steps_skipped=tuple(steps.skipped),
+        timings=timings,
+    )
+
+
+def _check_gene_sets(config: StudyConfig, study: _Study) -> None:
+    """Every set named in ``[gsea] highlight`` / ``[subsample] terms`` must exist."""
+    wanted = set(config.gsea.highlight)
+    if config.subsample.sizes:
+        wanted |= set(config.subsample.terms)
+    missing = sorted(wanted - set(study.sets))
+    if missing:
+        raise UserInputError(
+            f"gene set {missing[0]!r} ([gsea] highlight or [subsample] terms) is in none of the "
+            f"collections {', '.join(config.gsea.gene_sets)}"
+        )
