@@ -1,4 +1,4 @@
-# exprlmm — `make demo` runs the bundled TCGA ACC example, `make test` runs the test-suite.
+# exprlmm — `make demo` runs the bundled TCGA ACC example (assoc + the paper's study), `make test` runs the test-suite.
 # Both create .venv (Python >= 3.10 with pip) and install the package into it.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -24,18 +24,19 @@ demo: $(STAMP)
 		--samples $(DEMO_DATA)/ACC_samples.tsv --scores $(DEMO_OUT)/icna.tsv --trait icna \
 		--log2p1 --model both -o $(DEMO_OUT)/results.tsv
 	$(BIN)/python examples/summarize_demo.py $(DEMO_OUT)
+	$(BIN)/exprlmm study examples/study/acc.toml -o $(DEMO_OUT)/study
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
+	$(BIN)/ruff format --check src tests benchmarks examples tools
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks examples
-	$(BIN)/ruff check --fix src tests benchmarks examples
+	$(BIN)/ruff format src tests benchmarks examples tools
+	$(BIN)/ruff check --fix src tests benchmarks examples tools
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

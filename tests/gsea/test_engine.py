@@ -74,7 +74,11 @@ def test_builtin_collections_load() -> None:
     for name in BUILTIN_COLLECTIONS:
         sets = builtin_gene_sets(name)
         assert sets and all(len(g) > 0 for g in sets.values())
-    assert len(builtin_gene_sets("histone")["HISTONE_GENES"]) == 97
+    histone = builtin_gene_sets("histone")["HISTONE_GENES"]
+    # 97 current HGNC symbols, then legacy ones (TCGA tables use HIST1H*, H2AF*, ...)
+    assert histone[0] == "CENPA" and {"H1-0", "H2AX", "H4C1"} <= set(histone[:97])
+    assert {"HIST1H1A", "HIST1H4A", "H2AFX", "H3F3A"} <= set(histone[97:])
+    assert len(histone) == len(set(histone))
     assert set(builtin_gene_sets("estimate")) == {
         "ESTIMATE_STROMAL_SIGNATURE",
         "ESTIMATE_IMMUNE_SIGNATURE",

@@ -61,6 +61,8 @@ ASSOC_KEYS = {
     "missing": str,
     "duplicates": str,
     "chunk_size": int,
+    "backend": str,
+    "device": str,
 }
 ICNA_KEYS = {
     "value": str,
@@ -133,7 +135,8 @@ class GseaConfig:
     gene_sets: tuple[str, ...] = ("reactome", "wikipathways", "estimate", "histone", "ribosomal")
     remove_genes: str | None = "histone"
     highlight: tuple[str, ...] = (
-        "REACTOME_CELL_CYCLE",
+        "WP_CELL_CYCLE",
+        "REACTOME_CELL_CYCLE_CHECKPOINTS",
         "HISTONE_GENES",
         "ESTIMATE_IMMUNE_SIGNATURE",
         "ESTIMATE_STROMAL_SIGNATURE",
@@ -161,7 +164,7 @@ class SubsampleConfig:
     repeats: int = 3
     cohorts: tuple[str, ...] = ()
     terms: tuple[str, ...] = (
-        "REACTOME_CELL_CYCLE",
+        "WP_CELL_CYCLE",
         "ESTIMATE_IMMUNE_SIGNATURE",
         "ESTIMATE_STROMAL_SIGNATURE",
     )

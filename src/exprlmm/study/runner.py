@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from exprlmm import __version__
+from exprlmm._xp import to_backend
 from exprlmm.assoc.lmm import lmm_scan
 from exprlmm.assoc.slr import slr_scan
 from exprlmm.errors import UserInputError
@@ -262,7 +263,9 @@ def _scan(
     kinship_mask: np.ndarray | None,
 ) -> pd.DataFrame:
     """One model's scan on an in-memory cohort (``lmm_nopurity``: K from ``kinship_mask``)."""
-    values = expression.to_numpy(dtype=np.float64)
+    values = to_backend(
+        expression.to_numpy(dtype=np.float64), settings.backend, device_name=settings.device
+    )
     genes = list(expression.columns)
     try:
         if model == "slr":
@@ -275,7 +278,9 @@ def _scan(
                 chunk_size=settings.chunk_size,
             )
         mask = np.ones(len(genes), dtype=bool) if kinship_mask is None else kinship_mask
-        eig = eigensystem_from_expression(values if mask.all() else values[:, mask])
+        eig = eigensystem_from_expression(
+            values if mask.all() else values[:, np.flatnonzero(mask).tolist()]
+        )
         return lmm_scan(
             values,
             trait,
@@ -601,7 +606,7 @@ class _Study:
                 write_table(table, self.out / "summary" / name)
         nes = []
         for c in self.config.cohorts:
-            for model in self.config.models:
+            for model in (*self.config.models, "purity"):
                 path = self.out / "cohorts" / c.name / f"gsea_{model}.tsv"
                 table = _read(path)[["term", "nes", "fdr"]]
                 nes.append(table.assign(cohort=c.name, model=model))
@@ -678,7 +683,10 @@ def run_study(
             from exprlmm.study.report import write_figures, write_report
 
             highlight = list(config.gsea.highlight)
-            write_figures(out, highlight_terms=highlight, models=list(config.models))
+            q_floor = 1.0 / config.gsea.gsea_settings().permutations
+            write_figures(
+                out, highlight_terms=highlight, models=list(config.models), q_floor=q_floor
+            )
             timings["total_s"] = time.perf_counter() - started
             report_path = write_report(out, config=config.to_dict(), timings=timings)
         write_run_record(
