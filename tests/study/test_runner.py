@@ -233,3 +233,31 @@ def test_too_few_samples_names_the_cohort(study_dict, tmp_path):
     data["subsample"]["sizes"] = []
     with pytest.raises(UserInputError, match=r"cohort 'TOY': only 8 samples"):
         run_study(study_config_from_dict(data, base=tmp_path), progress=False, report=False)
+
+
+def test_two_cohorts_stack_into_the_summary(study_dict, tmp_path):
+    from exprlmm.datasets import toy
+
+    expression, samples = toy(seed=1, n_samples=50, n_genes=200)
+    expression.to_csv(tmp_path / "data" / "expression2.tsv", sep="\t")
+    samples.to_csv(tmp_path / "data" / "samples2.tsv", sep="\t")
+    data = copy.deepcopy(study_dict)
+    data["cohorts"].append(
+        {
+            "name": "TOY2",
+            "expression": "data/expression2.tsv",
+            "samples": "data/samples2.tsv",
+            "purity_column": "purity",
+        }
+    )
+    data["subsample"]["cohorts"] = ["TOY2"]
+    result = run_study(study_config_from_dict(data, base=tmp_path), progress=False, report=False)
+    summary = result.output / "summary"
+    purity = pd.read_csv(summary / "purity_summary.tsv", sep="\t")
+    assert purity.groupby("cohort").size().to_dict() == {"TOY": 3, "TOY2": 3}
+    nes = pd.read_csv(summary / "nes.tsv", sep="\t")
+    assert set(nes["model"]) == {"slr", "lmm", "lmm_nopurity", "purity"}
+    assert set(nes["cohort"]) == {"TOY", "TOY2"}
+    sims = pd.read_csv(summary / "subsample_similarity.tsv", sep="\t")
+    assert set(sims["cohort"]) == {"TOY2"}
+    assert not (result.output / "cohorts" / "TOY" / "subsample_similarity.tsv").exists()
