@@ -44,6 +44,7 @@ from exprlmm.io.seg import read_seg
 from exprlmm.io.tables import write_table
 from exprlmm.kinship import eigensystem_from_expression
 from exprlmm.pipeline import AssocSettings, covariate_matrix
+from exprlmm.pipeline import _kinship_mask as kinship_mask
 from exprlmm.scores.icna import IcnaSettings, icna_scores, is_tcga_barcode, is_tcga_tumor
 from exprlmm.study.config import CohortConfig, StudyConfig, to_toml
 from exprlmm.study.purity import (
@@ -301,12 +302,6 @@ def _scan(
         raise UserInputError(str(err)) from err
 
 
-def _kinship_base_mask(settings: AssocSettings, genes: pd.Index) -> np.ndarray:
-    from exprlmm.pipeline import _kinship_mask
-
-    return _kinship_mask(settings, genes)[0]
-
-
 class _Study:
     def __init__(self, config: StudyConfig) -> None:
         self.config = config
@@ -376,213 +371,19 @@ class _Study:
             )
 
     def cohort(self, c: CohortConfig, steps: _Steps) -> None:
-        cfg = self.config
-        folder = self.out / "cohorts" / c.name
+        """Every step of one cohort (after `prepare`)."""
         scores, trait_digest = self._prepared[c.name]
-        data_key = self._data_key(c, trait_digest)
-        settings = self.cohorts.settings(c, scores)
-
-        def cohort_data():
-            loaded = self.cohorts.load(c, scores)
-            trait = loaded.samples[cfg.trait].to_numpy(dtype=np.float64)
-            categorical = _categorical(settings)
-            numeric = [x for x in settings.covariates if x not in categorical]
-            covariates, _ = covariate_matrix(loaded.samples, numeric, categorical)
-            return loaded, trait, covariates
-
-        # purity-associated genes
-        purity_path = folder / "purity_genes.tsv"
-
-        def purity_step() -> None:
-            loaded, _, _ = cohort_data()
-            purity = loaded.samples[c.purity_column].to_numpy(dtype=np.float64)
-            scan = slr_scan(loaded.expression, purity, gene_names=list(loaded.expression.columns))
-            write_table(purity_associated_genes(scan, cfg.purity.alpha), purity_path)
-
-        purity_key = {"step": "purity", "data": data_key, "alpha": cfg.purity.alpha}
-        purity_digest = steps(folder, "purity", purity_key, [purity_path], purity_step)
-
-        # the models' scans
-        assoc_digest: dict[str, str] = {}
-        for model in cfg.models:
-            path = folder / f"assoc_{model}.tsv"
-
-            def scan_step(model: str = model, path: Path = path) -> None:
-                loaded, trait, covariates = cohort_data()
-                mask = None
-                if model == "lmm_nopurity":
-                    genes = loaded.expression.columns
-                    purity_genes = _read(purity_path)
-                    flagged = set(purity_genes.loc[purity_genes["purity_associated"], "gene"])
-                    mask = _kinship_base_mask(settings, genes) & ~genes.isin(flagged)
-                    if mask.sum() < 2:
-                        raise UserInputError(
-                            f"cohort {c.name!r}: no genes left to build K without the purity genes"
-                        )
-                elif model == "lmm":
-                    mask = _kinship_base_mask(settings, loaded.expression.columns)
-                table = _scan(model, loaded.expression, trait, covariates, settings, mask)
-                write_table(table, path)
-
-            key = {"step": f"assoc_{model}", "data": data_key, "threads": cfg.threads}
-            if model == "lmm_nopurity":
-                key["purity"] = purity_digest
-            assoc_digest[model] = steps(folder, f"assoc_{model}", key, [path], scan_step)
-
-        # GSEA of each ranking (+ the purity ranking)
-        gsea_settings = cfg.gsea.gsea_settings()
-        gsea_common = {
-            "gene_sets": [self.files(s) if Path(s).exists() else s for s in cfg.gsea.gene_sets],
-            "remove_genes": cfg.gsea.remove_genes,
-            "settings": dict(cfg.gsea.settings),
-        }
-        rankings = {m: (folder / f"assoc_{m}.tsv", assoc_digest[m]) for m in cfg.models}
-        rankings["purity"] = (purity_path, purity_digest)
-        for name, (source, digest) in rankings.items():
-            outputs = [folder / f"gsea_{name}.tsv"]
-            if name != "purity":
-                outputs.append(folder / "purity_sets" / f"gsea_{name}.tsv")
-
-            def gsea_step(name: str = name, source: Path = source, outputs=outputs) -> None:
-                table = _read(source)
-                scores = pd.Series(table["stat"].to_numpy(), index=table["gene"].astype(str))
-                write_table(self.gsea(scores, self.sets, gsea_settings), outputs[0])
-                if name != "purity":
-                    purity_sets = purity_gene_sets(_read(purity_path))
-                    table = self.gsea(scores, purity_sets, gsea_settings, any_size=True)
-                    write_table(table, outputs[1])
-
-            key = {"step": f"gsea_{name}", "ranking": digest, "gsea": gsea_common}
-            if name != "purity":
-                key["purity"] = purity_digest
-            steps(folder, f"gsea_{name}", key, outputs, gsea_step)
-
-        # purity summaries (cheap; recomputed when any input changed)
-        summary_paths = [
-            folder / f
-            for f in (
-                "purity_positions.tsv",
-                "purity_summary.tsv",
-                "purity_gsea.tsv",
-                "set_overlap.tsv",
-            )
-        ]
-
-        def summary_step() -> None:
-            purity_genes = _read(purity_path)
-            flagged = purity_genes.loc[purity_genes["purity_associated"], "gene"].tolist()
-            gsea_purity = _read(folder / "gsea_purity.tsv")
-            positions, summaries, pgsea, overlaps = [], [], [], []
-            for model in cfg.models:
-                scan = _read(folder / f"assoc_{model}.tsv")
-                positions.append(purity_positions(scan, purity_genes, model))
-                summaries.append(
-                    purity_summary(scan, flagged, model, top_n=cfg.purity.top_n, fdr=cfg.purity.fdr)
-                )
-                gsea = _read(folder / f"gsea_{model}.tsv")
-                rows = _read(folder / "purity_sets" / f"gsea_{model}.tsv")
-                pgsea.append(
-                    rows.rename(columns={"term": "set"}).assign(model=model)[
-                        ["model", "set", "size", "es", "nes", "pvalue", "fdr"]
-                    ]
-                )
-                overlaps.append(set_overlap(gsea_purity, gsea, model, set_fdr=cfg.purity.set_fdr))
-            write_table(pd.concat(positions, ignore_index=True), summary_paths[0])
-            write_table(pd.DataFrame(summaries), summary_paths[1])
-            write_table(pd.concat(pgsea, ignore_index=True), summary_paths[2])
-            write_table(pd.concat(overlaps, ignore_index=True), summary_paths[3])
-
-        key = {
-            "step": "summary",
-            "purity": purity_digest,
-            "assoc": assoc_digest,
-            "gsea": gsea_common,
-            "settings": {
-                "top_n": cfg.purity.top_n,
-                "fdr": cfg.purity.fdr,
-                "set_fdr": cfg.purity.set_fdr,
-            },
-        }
-        steps(folder, "summary", key, summary_paths, summary_step)
-
+        run = _CohortSteps(self, c, steps, scores, self._data_key(c, trait_digest))
+        run.purity()
+        run.scans()
+        run.gsea()
+        run.summary()
         if self._subsampled(c):
-            self.subsample(c, folder, steps, data_key, purity_digest, cohort_data, settings)
+            run.subsample()
 
     def _subsampled(self, c: CohortConfig) -> bool:
         sub = self.config.subsample
         return bool(sub.sizes) and (not sub.cohorts or c.name in sub.cohorts)
-
-    def subsample(
-        self,
-        c: CohortConfig,
-        folder: Path,
-        steps: _Steps,
-        data_key: dict[str, Any],
-        purity_digest: str,
-        cohort_data: Callable[[], tuple[Cohort, np.ndarray, np.ndarray | None]],
-        settings: AssocSettings,
-    ) -> None:
-        """Random subsets (one step per size): Spearman(SLR, LMM) and NES of tracked sets."""
-        cfg = self.config
-        sub = cfg.subsample
-        purity_path = folder / "purity_genes.tsv"
-        gsea_settings = cfg.gsea.gsea_settings(permutations=sub.permutations, tail="none")
-        parts = folder / "subsample"
-        similarity_parts, gsea_parts = [], []
-        for size in sub.sizes:
-            sim_path = parts / f"similarity_{size}.tsv"
-            gsea_path = parts / f"gsea_{size}.tsv"
-            similarity_parts.append(sim_path)
-            gsea_parts.append(gsea_path)
-
-            def step(size: int = size, sim_path: Path = sim_path, gsea_path: Path = gsea_path):
-                loaded, trait, covariates = cohort_data()
-                n = loaded.expression.shape[0]
-                tracked = {k: v for k, v in self.sets.items() if k in sub.terms}
-                tracked.update(purity_gene_sets(_read(purity_path)))
-                sims, nes = [], []
-                for repeat in range(sub.repeats):
-                    seed = derived_seed(cfg.seed, c.name, "subsample", size, repeat)
-                    rng = np.random.default_rng(seed)
-                    rows = np.sort(rng.choice(n, size=size, replace=False))
-                    expr = loaded.expression.iloc[rows]
-                    expr = expr.loc[:, np.ptp(expr.to_numpy(), axis=0) > 0]
-                    y = trait[rows]
-                    cov = None if covariates is None else covariates[rows]
-                    scans = {m: _scan(m, expr, y, cov, settings, None) for m in ("slr", "lmm")}
-                    rho = stats.spearmanr(scans["slr"]["stat"], scans["lmm"]["stat"]).statistic
-                    sims.append({"size": size, "repeat": repeat, "seed": seed, "spearman": rho})
-                    for m, scan in scans.items():
-                        scores = pd.Series(scan["stat"].to_numpy(), index=scan["gene"].astype(str))
-                        res = self.gsea(scores, tracked, gsea_settings, any_size=True)
-                        nes.append(
-                            res[["term", "nes", "pvalue", "fdr"]].assign(
-                                size=size, repeat=repeat, model=m
-                            )
-                        )
-                write_table(pd.DataFrame(sims), sim_path)
-                columns = ["size", "repeat", "model", "term", "nes", "pvalue", "fdr"]
-                write_table(pd.concat(nes, ignore_index=True)[columns], gsea_path)
-
-            key = {
-                "step": f"subsample_{size}",
-                "data": data_key,
-                "purity": purity_digest,
-                "seed": cfg.seed,
-                "repeats": sub.repeats,
-                "terms": list(sub.terms),
-                "gsea": dict(cfg.gsea.settings),
-                "permutations": sub.permutations,
-            }
-            steps(folder, f"subsample_{size}", key, [sim_path, gsea_path], step)
-        write_table(
-            pd.concat([_read(p) for p in similarity_parts], ignore_index=True),
-            folder / "subsample_similarity.tsv",
-        )
-        write_table(
-            pd.concat([_read(p) for p in gsea_parts], ignore_index=True),
-            folder / "subsample_gsea.tsv",
-        )
 
     # ---------------------------------------------------------------- cross-cohort
     def summary(self) -> None:
@@ -612,6 +413,210 @@ class _Study:
                 nes.append(table.assign(cohort=c.name, model=model))
         frame = pd.concat(nes, ignore_index=True)[["cohort", "model", "term", "nes", "fdr"]]
         write_table(frame, self.out / "summary" / "nes.tsv")
+
+
+class _CohortSteps:
+    """The steps of one cohort; each reads what earlier steps wrote (see the module doc)."""
+
+    def __init__(
+        self,
+        study: _Study,
+        cohort: CohortConfig,
+        steps: _Steps,
+        scores: str | None,
+        data_key: dict[str, Any],
+    ) -> None:
+        self.study = study
+        self.cfg = study.config
+        self.c = cohort
+        self.steps = steps
+        self.scores = scores
+        self.data_key = data_key
+        self.settings = study.cohorts.settings(cohort, scores)
+        self.folder = study.out / "cohorts" / cohort.name
+        self.purity_path = self.folder / "purity_genes.tsv"
+        self.digests: dict[str, str] = {}
+        gene_sets = [study.files(s) if Path(s).exists() else s for s in self.cfg.gsea.gene_sets]
+        self.gsea_key = {
+            "gene_sets": gene_sets,
+            "remove_genes": self.cfg.gsea.remove_genes,
+            "settings": dict(self.cfg.gsea.settings),
+        }
+
+    def _data(self) -> tuple[Cohort, np.ndarray, np.ndarray | None]:
+        """The loaded cohort, the trait and the covariate matrix."""
+        loaded = self.study.cohorts.load(self.c, self.scores)
+        trait = loaded.samples[self.cfg.trait].to_numpy(dtype=np.float64)
+        categorical = _categorical(self.settings)
+        numeric = [x for x in self.settings.covariates if x not in categorical]
+        covariates, _ = covariate_matrix(loaded.samples, numeric, categorical)
+        return loaded, trait, covariates
+
+    def _step(self, name: str, key: dict[str, Any], outputs: list[Path], compute) -> None:
+        self.digests[name] = self.steps(self.folder, name, key, outputs, compute)
+
+    def _purity_genes(self) -> pd.DataFrame:
+        return _read(self.purity_path)
+
+    def purity(self) -> None:
+        """Expression ~ purity for every gene; Bonferroni-flagged purity genes."""
+
+        def compute() -> None:
+            loaded, _, _ = self._data()
+            purity = loaded.samples[self.c.purity_column].to_numpy(dtype=np.float64)
+            scan = slr_scan(loaded.expression, purity, gene_names=list(loaded.expression.columns))
+            write_table(purity_associated_genes(scan, self.cfg.purity.alpha), self.purity_path)
+
+        key = {"step": "purity", "data": self.data_key, "alpha": self.cfg.purity.alpha}
+        self._step("purity", key, [self.purity_path], compute)
+
+    def _kinship_mask(self, model: str, genes: pd.Index) -> np.ndarray:
+        mask = kinship_mask(self.settings, genes)[0]
+        if model == "lmm_nopurity":
+            table = self._purity_genes()
+            mask &= ~genes.isin(table.loc[table["purity_associated"], "gene"])
+            if mask.sum() < 2:
+                raise UserInputError(
+                    f"cohort {self.c.name!r}: no genes left to build K without the purity genes"
+                )
+        return mask
+
+    def scans(self) -> None:
+        """SLR, LMM, and LMM with K built without the purity genes."""
+        for model in self.cfg.models:
+            path = self.folder / f"assoc_{model}.tsv"
+
+            def compute(model: str = model, path: Path = path) -> None:
+                loaded, trait, covariates = self._data()
+                mask = (
+                    None if model == "slr" else self._kinship_mask(model, loaded.expression.columns)
+                )
+                table = _scan(model, loaded.expression, trait, covariates, self.settings, mask)
+                write_table(table, path)
+
+            key = {"step": f"assoc_{model}", "data": self.data_key}
+            if model == "lmm_nopurity":
+                key["purity"] = self.digests["purity"]
+            self._step(f"assoc_{model}", key, [path], compute)
+
+    def gsea(self) -> None:
+        """GSEA of each model's ranking (plus the purity sets at any size) and of purity's."""
+        settings = self.cfg.gsea.gsea_settings()
+        for name in (*self.cfg.models, "purity"):
+            source = self.purity_path if name == "purity" else self.folder / f"assoc_{name}.tsv"
+            outputs = [self.folder / f"gsea_{name}.tsv"]
+            if name != "purity":
+                outputs.append(self.folder / "purity_sets" / f"gsea_{name}.tsv")
+
+            def compute(name: str = name, source: Path = source, outputs=outputs) -> None:
+                table = _read(source)
+                scores = pd.Series(table["stat"].to_numpy(), index=table["gene"].astype(str))
+                write_table(self.study.gsea(scores, self.study.sets, settings), outputs[0])
+                if name != "purity":
+                    sets = purity_gene_sets(self._purity_genes())
+                    table = self.study.gsea(scores, sets, settings, any_size=True)
+                    write_table(table, outputs[1])
+
+            ranking = "purity" if name == "purity" else f"assoc_{name}"
+            key = {
+                "step": f"gsea_{name}",
+                "ranking": self.digests[ranking],
+                "purity": self.digests["purity"],
+                "gsea": self.gsea_key,
+            }
+            self._step(f"gsea_{name}", key, outputs, compute)
+
+    def summary(self) -> None:
+        """Positions, overlap, rank test and GSEA of the purity genes; gene-set overlap."""
+        cfg, folder = self.cfg, self.folder
+        names = ("purity_positions", "purity_summary", "purity_gsea", "set_overlap")
+        paths = [folder / f"{n}.tsv" for n in names]
+
+        def compute() -> None:
+            purity_genes = self._purity_genes()
+            flagged = purity_genes.loc[purity_genes["purity_associated"], "gene"].tolist()
+            gsea_purity = _read(folder / "gsea_purity.tsv")
+            positions, summaries, purity_gsea, overlaps = [], [], [], []
+            for model in cfg.models:
+                scan = _read(folder / f"assoc_{model}.tsv")
+                positions.append(purity_positions(scan, purity_genes, model))
+                summaries.append(
+                    purity_summary(scan, flagged, model, top_n=cfg.purity.top_n, fdr=cfg.purity.fdr)
+                )
+                rows = _read(folder / "purity_sets" / f"gsea_{model}.tsv")
+                purity_gsea.append(
+                    rows.rename(columns={"term": "set"}).assign(model=model)[
+                        ["model", "set", "size", "es", "nes", "pvalue", "fdr"]
+                    ]
+                )
+                gsea = _read(folder / f"gsea_{model}.tsv")
+                overlaps.append(set_overlap(gsea_purity, gsea, model, set_fdr=cfg.purity.set_fdr))
+            write_table(pd.concat(positions, ignore_index=True), paths[0])
+            write_table(pd.DataFrame(summaries), paths[1])
+            write_table(pd.concat(purity_gsea, ignore_index=True), paths[2])
+            write_table(pd.concat(overlaps, ignore_index=True), paths[3])
+
+        key = {
+            "step": "summary",
+            "inputs": {k: v for k, v in self.digests.items()},
+            "settings": dataclasses.asdict(cfg.purity),
+        }
+        self._step("summary", key, paths, compute)
+
+    def subsample(self) -> None:
+        """Random subsets (one step per size): Spearman(SLR, LMM) and NES of tracked sets."""
+        cfg, sub, folder = self.cfg, self.cfg.subsample, self.folder
+        settings = cfg.gsea.gsea_settings(permutations=sub.permutations, tail="none")
+        parts = []
+        for size in sub.sizes:
+            paths = [folder / "subsample" / f"{kind}_{size}.tsv" for kind in ("similarity", "gsea")]
+            parts.append(paths)
+
+            def compute(size: int = size, paths: list[Path] = paths) -> None:
+                loaded, trait, covariates = self._data()
+                tracked = {k: v for k, v in self.study.sets.items() if k in sub.terms}
+                tracked.update(purity_gene_sets(self._purity_genes()))
+                similarity, nes = [], []
+                for repeat in range(sub.repeats):
+                    seed = derived_seed(cfg.seed, self.c.name, "subsample", size, repeat)
+                    rows = np.sort(
+                        np.random.default_rng(seed).choice(len(trait), size=size, replace=False)
+                    )
+                    expr = loaded.expression.iloc[rows]
+                    expr = expr.loc[:, np.ptp(expr.to_numpy(), axis=0) > 0]
+                    cov = None if covariates is None else covariates[rows]
+                    scans = {
+                        m: _scan(m, expr, trait[rows], cov, self.settings, None)
+                        for m in ("slr", "lmm")
+                    }
+                    rho = stats.spearmanr(scans["slr"]["stat"], scans["lmm"]["stat"]).statistic
+                    similarity.append(
+                        {"size": size, "repeat": repeat, "seed": seed, "spearman": rho}
+                    )
+                    for m, scan in scans.items():
+                        scores = pd.Series(scan["stat"].to_numpy(), index=scan["gene"].astype(str))
+                        table = self.study.gsea(scores, tracked, settings, any_size=True)
+                        nes.append(
+                            table[["term", "nes", "pvalue", "fdr"]].assign(
+                                size=size, repeat=repeat, model=m
+                            )
+                        )
+                write_table(pd.DataFrame(similarity), paths[0])
+                columns = ["size", "repeat", "model", "term", "nes", "pvalue", "fdr"]
+                write_table(pd.concat(nes, ignore_index=True)[columns], paths[1])
+
+            key = {
+                "step": f"subsample_{size}",
+                "data": self.data_key,
+                "purity": self.digests["purity"],
+                "seed": cfg.seed,
+                "subsample": dataclasses.asdict(sub),
+                "gsea": self.gsea_key,
+            }
+            self._step(f"subsample_{size}", key, paths, compute)
+        for i, name in enumerate(("subsample_similarity.tsv", "subsample_gsea.tsv")):
+            table = pd.concat([_read(p[i]) for p in parts], ignore_index=True)
+            write_table(table, folder / name)
 
 
 def _n_steps(config: StudyConfig, study: _Study) -> int:
