@@ -19,10 +19,16 @@ t_cr <- tm(cr <- sapply(1:200, function(g) dispCoxReid(dge$counts[g, , drop = FA
                                                       tol = 1e-10)))
 t_glm <- tm({fit <- glmFit(dge$counts, x, offset = off, dispersion = tag0)
              lw <- glmLRT(fit, coef = "weight"); lu <- glmLRT(fit, coef = "urea")})
+t_ql <- tm({dc <- estimateGLMCommonDisp(dge, x); qf <- glmQLFit(dc, x)
+            qw <- glmQLFTest(qf, coef = "weight"); qu <- glmQLFTest(qf, coef = "urea")})
+t_qlfit <- tm({qf <- glmQLFit(dc, x); qw <- glmQLFTest(qf, coef = "weight")
+               qu <- glmQLFTest(qf, coef = "urea")})
 cat(sprintf("genes %d\nfilter+TMM %.2f s\nestimateDisp (common+trend+tagwise) %.2f s\n",
             nrow(dge), t_norm, t_disp))
 cat(sprintf("estimateGLMTagwiseDisp(prior.df=0) %.2f s\n", t_tag0))
 cat(sprintf("dispCoxReid per gene: %.1f ms/gene -> %.0f s for all genes (extrapolated from 200)\n",
             1000 * t_cr / 200, t_cr / 200 * nrow(dge)))
 cat(sprintf("glmFit + 2 glmLRT %.2f s\n", t_glm))
+cat(sprintf("QL: estimateGLMCommonDisp + glmQLFit + 2 glmQLFTest %.2f s (of which glmQLFit + tests %.2f s)\n",
+            t_ql, t_qlfit))
 cat(R.version.string, "\nedgeR", as.character(packageVersion("edgeR")), "\n")

@@ -47,6 +47,7 @@ class DesignSettings:
     sample_column: str | None = None
     threads: int = 1
     family: Literal["gaussian", "negbin"] = "gaussian"
+    nb_test: Literal["ql", "lrt"] = "ql"
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,10 @@ def run_design(settings: DesignSettings) -> DesignRun:
         )
     if negbin and (settings.ddf != "satterthwaite" or settings.method != "reml"):
         raise UserInputError(
-            "--family negbin always uses likelihood-ratio tests; drop --ddf and --ml"
+            "--family negbin uses its own tests (--nb-test ql or lrt); drop --ddf and --ml"
         )
+    if settings.nb_test not in ("ql", "lrt"):
+        raise UserInputError(f"--nb-test {settings.nb_test!r}: use ql or lrt")
     started = time.perf_counter()
     matrix_path = settings.counts if settings.counts is not None else settings.expression
     sheet = read_sample_sheet(settings.samples, sample_column=settings.sample_column)
@@ -195,7 +198,12 @@ def run_design(settings: DesignSettings) -> DesignRun:
             from exprlmm.assoc.designs.api import fit_design_negbin
 
             result = fit_design_negbin(
-                expression, samples, settings.formula, test=settings.test or None, lib_size=lib
+                expression,
+                samples,
+                settings.formula,
+                test=settings.test or None,
+                lib_size=lib,
+                test_method=settings.nb_test,
             )
         else:
             result = fit_design(
@@ -217,7 +225,15 @@ def run_design(settings: DesignSettings) -> DesignRun:
     advice = format_advice(result.advice)
     n_genes = expression.shape[1]
     n_singular = int(result.variance["singular"].sum())
-    if negbin:
+    if negbin and settings.nb_test == "ql":
+        st = result.settings
+        variance_line = (
+            f"negative-binomial GLM per gene at the common Cox-Reid dispersion "
+            f"{st['dispersion_common']:.3g} (edgeR estimateGLMCommonDisp); quasi-likelihood "
+            f"dispersions squeezed to an abundance trend (prior df {st['ql_df_prior']:.3g}); "
+            "F tests as edgeR glmQLFit + glmQLFTest"
+        )
+    elif negbin:
         st = result.settings
         variance_line = (
             f"negative-binomial GLM per gene, dispersions by {st['dispersion_method']} "
@@ -255,8 +271,9 @@ def run_design(settings: DesignSettings) -> DesignRun:
         + ")"
     )
     if negbin:
+        kind = "quasi-likelihood F" if settings.nb_test == "ql" else "LRT"
         fitted_line = (
-            f"fitted {n_genes} genes × {len(result.tested)} term(s) (negative binomial, LRT)"
+            f"fitted {n_genes} genes × {len(result.tested)} term(s) (negative binomial, {kind})"
         )
     lines = [*report.summary_lines(), *filter_line, fitted_line, variance_line]
     if n_unconverged:
@@ -390,9 +407,17 @@ def write_plots(table: pd.DataFrame, output: str, *, style: str = "tidy") -> lis
     default="gaussian",
     show_default=True,
     help="gaussian: (voom-weighted) linear mixed model on log scale. negbin: negative-binomial "
-    "GLM per gene on raw --counts, as edgeR (TMM offsets, Cox-Reid dispersions shrunk to "
-    "the common one with prior df 10, likelihood-ratio test per term, as glmLRT); "
+    "GLM per gene on raw --counts, as edgeR (TMM offsets; tests: see --nb-test); "
     "fixed-effects formulas only, --ebayes/--variance do not apply.",
+)
+@click.option(
+    "--nb-test",
+    type=click.Choice(["ql", "lrt"]),
+    default=None,
+    help="Test of --family negbin. ql (default): quasi-likelihood F test at the common "
+    "Cox-Reid dispersion, QL dispersions squeezed to an abundance trend (edgeR glmQLFit + "
+    "glmQLFTest). lrt: likelihood-ratio test at Cox-Reid dispersions shrunk to the common "
+    "one with prior df 10 (edgeR glmLRT); anti-conservative FDR at N = 10.",
 )
 @click.option(
     "--normalization",
@@ -477,7 +502,10 @@ def design(**options) -> None:
         sample_column=options["sample_column"],
         threads=options["threads"],
         family=options["family"],
+        nb_test=options["nb_test"] or "ql",
     )
+    if options["nb_test"] is not None and options["family"] != "negbin":
+        raise UserInputError("--nb-test applies to --family negbin only")
     if options["check_only"]:
         lines, _ = check_design(settings)
         for line in lines or ["no design problems found"]:

@@ -178,7 +178,9 @@ def test_fit_design_negbin_table(sim):
     samples = sim["mouse"].set_index("animal")
     counts.index = samples.index
     lib = np.exp(sim["off"])
-    res = fit_design_negbin(counts, samples, "~ weight + urea + C(group)", lib_size=lib)
+    res = fit_design_negbin(
+        counts, samples, "~ weight + urea + C(group)", lib_size=lib, test_method="lrt"
+    )
     assert list(res.table.columns) == [*TEST_COLUMNS, "singular"]
     assert res.tested == ("weight", "urea", "C(group)")
     assert set(res.table["test"]) == {"LRT"}
@@ -231,6 +233,8 @@ def test_cli_family_negbin(files):
             "weight,urea",
             "--family",
             "negbin",
+            "--nb-test",
+            "lrt",
             "-o",
             str(out),
         ]
@@ -242,6 +246,7 @@ def test_cli_family_negbin(files):
     assert {"dispersion", "converged"} <= set(table.columns)
     record = json.loads(Path(f"{out}.run.json").read_text())
     assert record["settings"]["family"] == "negbin"
+    assert record["settings"]["nb_test"] == "lrt"
     assert "Cox-Reid" in record["fit"]["dispersion_method"]
 
 
@@ -249,7 +254,7 @@ def test_cli_family_negbin(files):
     ("extra", "formula", "message"),
     [
         ([], "~ weight + urea + (1|group)", "fixed-effects designs only"),
-        (["--ddf", "kenward-roger"], "~ weight + urea", "likelihood-ratio"),
+        (["--ddf", "kenward-roger"], "~ weight + urea", "--nb-test"),
     ],
 )
 def test_cli_family_negbin_user_errors(files, extra, formula, message):

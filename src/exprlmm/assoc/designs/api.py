@@ -283,15 +283,27 @@ def fit_design_negbin(
     test: Sequence[str] | None = None,
     lib_size: np.ndarray | None = None,
     prior_df: float = 10.0,
+    test_method: Literal["ql", "lrt"] = "ql",
 ) -> DesignResult:
-    r"""Negative-binomial GLM per gene for a fixed-effects design (edgeR-style), LRT per term.
+    r"""Negative-binomial GLM per gene for a fixed-effects design (edgeR-style), one test per term.
 
     :math:`y_{gi} \sim \mathrm{NB}(\mu_{gi}, \phi_g)`, :math:`\log\mu_{gi} = \log L_i + x_i^\top
-    \beta_g` with effective library sizes :math:`L_i` (library size × TMM factor); per-gene
-    Cox–Reid dispersions (:func:`~exprlmm.assoc.designs.negbin.estimate_dispersion`) and, for
-    each tested term, the likelihood-ratio test :math:`LR = D_0 - D_1` on the term's number of
-    columns at the gene's dispersion (edgeR ``glmLRT``). ``beta``/``se`` are the full model's
-    coefficient and Wald SE on the log2 scale (NaN for multi-column terms).
+    \beta_g` with effective library sizes :math:`L_i` (library size × TMM factor).
+
+    * ``test_method="ql"`` (default; edgeR 3.40 ``estimateGLMCommonDisp`` + ``glmQLFit`` +
+      ``glmQLFTest``): one common Cox–Reid dispersion
+      (:func:`~exprlmm.assoc.designs.negbin.common_dispersion`), QL dispersions
+      :math:`s^2_g = D_g/d_g` squeezed towards an abundance trend (limma ``squeezeVar``,
+      covariate = average log2 CPM), and per term :math:`F = LR/(q\,\tilde s^2_g)` on
+      :math:`(q, d_0 + d_g)` df with edgeR's Poisson bound
+      (:func:`~exprlmm.assoc.designs.negbin.nb_ql_ftest`).
+    * ``test_method="lrt"`` (edgeR ``glmLRT``): per-gene Cox–Reid dispersions shrunk to the
+      common one with ``prior_df`` (:func:`~exprlmm.assoc.designs.negbin.estimate_dispersion`)
+      and :math:`LR = D_0 - D_1` on the term's number of columns (:math:`\chi^2`).
+
+    ``beta`` is the full model's coefficient on the log2 scale; ``se`` its Wald SE,
+    :math:`\sqrt{[(X^\top W X)^{-1}]_{jj}}/\log 2`, multiplied by :math:`\tilde s_g` for the
+    QL test (NaN for multi-column terms).
 
     Parameters
     ----------
@@ -307,20 +319,27 @@ def fit_design_negbin(
     lib_size
         Effective library sizes (default: column sums of ``counts``).
     prior_df
-        Prior df of the dispersion shrinkage towards the common dispersion (default 10, as
-        edgeR's ``prior.df``; 0: each gene's own Cox–Reid estimate, anti-conservative at
-        N = 10, see docs/designs.md).
+        LRT only: prior df of the dispersion shrinkage towards the common dispersion (default
+        10, as edgeR's ``prior.df``; 0: each gene's own Cox–Reid estimate, anti-conservative
+        at N = 10, see docs/designs.md).
+    test_method
+        ``"ql"`` (quasi-likelihood F, default) or ``"lrt"`` (likelihood ratio).
 
     Returns
     -------
     DesignResult
-        ``table`` with ``test = "LRT"``, ``stat`` = LR, ``df`` = ``ndf`` = number of columns;
-        ``variance`` with ``dispersion``, ``singular`` (always False), ``converged`` and
-        ``loglik`` (the maximised Cox–Reid adjusted profile log-likelihood).
+        ``table`` with ``test`` = ``"F"`` (``stat`` = F, ``df`` = denominator df
+        :math:`d_0 + d_g`, ``ndf`` = number of columns) or ``"LRT"`` (``stat`` = LR, ``df`` =
+        ``ndf`` = number of columns); ``variance`` with ``dispersion``, ``singular`` (always
+        False), ``converged``, ``loglik`` (the Cox–Reid adjusted profile log-likelihood at the
+        dispersion) and, for QL, ``ql_dispersion`` (:math:`s^2_g`), ``ql_dispersion_post``
+        (:math:`\tilde s^2_g`), ``ql_df_residual`` (:math:`d_g`, adjusted for exact zeros).
     """
     from exprlmm.assoc._common import benjamini_hochberg
-    from exprlmm.assoc.designs.negbin import estimate_dispersion, fit_nb_glm, nb_lrt
+    from exprlmm.assoc.designs import negbin as nb
 
+    if test_method not in ("ql", "lrt"):
+        raise UserInputError(f"--nb-test {test_method!r}: use ql or lrt")
     if not counts.index.equals(samples.index):
         raise ValueError("counts and samples must share the same index (sample IDs)")
     design = build_design(formula, samples)
@@ -336,17 +355,36 @@ def fit_design_negbin(
     y = counts.to_numpy(dtype=np.float64)
     lib = y.sum(axis=1) if lib_size is None else np.asarray(lib_size, dtype=np.float64)
     offset = np.log(lib)
-    disp = estimate_dispersion(y, design.x, offset, prior_df=prior_df)
-    fit = fit_nb_glm(y, design.x, offset, disp.dispersion)
+    ql = None
+    if test_method == "ql":
+        common = nb.common_dispersion(y, design.x, offset)
+        dispersion = np.full(len(genes), common)
+        fit = nb.fit_nb_glm(y, design.x, offset, dispersion)
+        abundance = nb.ave_log_cpm(y, lib, dispersion=common)
+        ql = nb.nb_ql_fit(y, design.x, offset, dispersion, abundance=abundance, fit=fit)
+        loglik = nb.apl_at_fit(y, design.x, fit, dispersion)
+    else:
+        disp = nb.estimate_dispersion(y, design.x, offset, prior_df=prior_df)
+        dispersion, loglik = disp.dispersion, disp.apl
+        fit = nb.fit_nb_glm(y, design.x, offset, dispersion)
     ln2 = np.log(2.0)
     frames = []
+    n_below = 0
     for term in tested:
         cols = list(design.terms[term])
-        res = nb_lrt(y, design.x, offset, disp.dispersion, cols, full=fit)
         q = float(len(cols))
+        if ql is not None:
+            res = nb.nb_ql_ftest(y, design.x, offset, ql, cols)
+            df, kind = res["df"], "F"
+            n_below = int(res["below_poisson"].sum())
+            scale = np.sqrt(ql.var_post)
+        else:
+            res = nb.nb_lrt(y, design.x, offset, dispersion, cols, full=fit)
+            df, kind = q, "LRT"
+            scale = 1.0
         if len(cols) == 1:
             beta = fit.beta[:, cols[0]] / ln2
-            se = np.sqrt(fit.cov[:, cols[0], cols[0]]) / ln2
+            se = np.sqrt(fit.cov[:, cols[0], cols[0]]) * scale / ln2
         else:
             beta = se = np.full(len(genes), np.nan)
         frames.append(
@@ -356,12 +394,12 @@ def fit_design_negbin(
                     "term": term,
                     "beta": beta,
                     "se": se,
-                    "df": q,
+                    "df": df,
                     "stat": res["stat"],
                     "pvalue": res["pvalue"],
                     "padj": benjamini_hochberg(res["pvalue"]),
                     "ndf": q,
-                    "test": "LRT",
+                    "test": kind,
                     "singular": False,
                 }
             )
@@ -370,10 +408,10 @@ def fit_design_negbin(
     variance = pd.DataFrame(
         {
             "gene": genes,
-            "dispersion": disp.dispersion,
+            "dispersion": dispersion,
             "singular": False,
             "converged": fit.converged,
-            "loglik": disp.apl,
+            "loglik": loglik,
         }
     )
     advice = design_advice(samples, design.spec, n_genes=len(genes), tested=tested, n_fixed=p)
@@ -381,12 +419,30 @@ def fit_design_negbin(
         "formula": formula,
         "test": list(tested),
         "family": "negbin",
-        "dispersion_method": disp.method,
-        "dispersion_bounds": list(disp.bounds),
-        "dispersion_prior_df": disp.prior_df,
-        "dispersion_median": float(np.median(disp.dispersion)),
-        "dispersion_at_lower_bound": int(disp.at_lower_bound.sum()),
-        "test_method": "likelihood-ratio (edgeR glmLRT) at the gene's dispersion",
-        "beta_scale": "log2",
+        "nb_test": test_method,
     }
+    if ql is not None:
+        variance["ql_dispersion"] = ql.s2
+        variance["ql_dispersion_post"] = ql.var_post
+        variance["ql_df_residual"] = ql.df_residual
+        settings |= {
+            "dispersion_method": "common Cox-Reid dispersion (edgeR estimateGLMCommonDisp)",
+            "dispersion_common": float(dispersion[0]) if len(genes) else float("nan"),
+            "dispersion_median": float(np.median(dispersion)),
+            "test_method": "quasi-likelihood F (edgeR glmQLFit + glmQLFTest; QL dispersions "
+            "squeezed to an AveLogCPM trend, limma squeezeVar, robust = FALSE)",
+            "ql_df_prior": ql.df_prior,
+            "ql_prior_median": float(np.median(ql.var_prior)),
+            "ql_below_poisson_bound": n_below,
+        }
+    else:
+        settings |= {
+            "dispersion_method": disp.method,
+            "dispersion_bounds": list(disp.bounds),
+            "dispersion_prior_df": disp.prior_df,
+            "dispersion_median": float(np.median(dispersion)),
+            "dispersion_at_lower_bound": int(disp.at_lower_bound.sum()),
+            "test_method": "likelihood-ratio (edgeR glmLRT) at the gene's dispersion",
+        }
+    settings["beta_scale"] = "log2"
     return DesignResult(table, variance, design, tuple(advice), tested, settings)

@@ -32,6 +32,12 @@ offset :math:`o_i = \log(L_i f_i)` (library size × TMM factor, as edgeR):
 * :func:`nb_lrt` — likelihood-ratio test of a set of coefficients at the gene's dispersion,
   as edgeR's ``glmLRT``: :math:`LR = D_0 - D_1` (deviances) on ``q`` df, :math:`\chi^2_q`
   p-value.
+* Quasi-likelihood (edgeR 3.40 ``glmQLFit`` / ``glmQLFTest``): :func:`common_dispersion`
+  (``estimateGLMCommonDisp``), :func:`ave_log_cpm` (``aveLogCPM``), :func:`residual_df_zeros`
+  (edgeR's ``.residDF``), :func:`nb_ql_fit` (QL dispersions
+  :math:`s^2_g = D_g/d_g` moderated by limma's ``squeezeVar`` with an abundance trend) and
+  :func:`nb_ql_ftest` (:math:`F = LR/(q\,\tilde s^2_g)` on :math:`(q, d_0 + d_g)` df, with
+  edgeR's Poisson bound).
 
 Unit deviance: :math:`d = 2\{y\log(y/\mu) - (y + 1/\phi)\log[(y+1/\phi)/(\mu+1/\phi)]\}`.
 """
@@ -46,10 +52,17 @@ from scipy import special, stats
 __all__ = [
     "DispersionFit",
     "NBGLMFit",
+    "QLFit",
     "adjusted_profile_loglik",
+    "apl_at_fit",
+    "ave_log_cpm",
+    "common_dispersion",
     "estimate_dispersion",
     "fit_nb_glm",
     "nb_lrt",
+    "nb_ql_fit",
+    "nb_ql_ftest",
+    "residual_df_zeros",
 ]
 
 _ETA_MIN = -30.0
@@ -302,6 +315,16 @@ def _apl_gn(y, off, x, phi, beta_start):
     return ll - 0.5 * logdet, fit.beta
 
 
+def apl_at_fit(counts, x, fit: NBGLMFit, dispersion) -> np.ndarray:
+    r"""Cox–Reid adjusted profile log-likelihood of an existing fit (no refit), per gene."""
+    y = np.asarray(counts, dtype=np.float64).T
+    x = np.asarray(x, dtype=np.float64)
+    ph = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), (y.shape[0],))[:, None]
+    w = fit.mu / (1.0 + ph * fit.mu)
+    _, logdet = _spd_solve(_outer_columns(x) @ w.T, None, x.shape[1])
+    return _loglik(y, fit.mu, ph) - 0.5 * logdet
+
+
 def adjusted_profile_loglik(counts, x, offset, dispersion) -> np.ndarray:
     r"""Cox–Reid adjusted profile log-likelihood per gene (edgeR ``adjustedProfileLik``).
 
@@ -444,4 +467,255 @@ def nb_lrt(
         "pvalue": stats.chi2.sf(stat, q),
         "deviance_full": full.deviance,
         "deviance_reduced": reduced.deviance,
+    }
+
+
+def ave_log_cpm(
+    counts, lib_size, *, dispersion=0.05, prior_count: float = 2.0, tol: float = 1e-10
+) -> np.ndarray:
+    r"""Average log2 counts per million per gene, as edgeR ``aveLogCPM``.
+
+    Prior counts :math:`c_i = c\,L_i/\bar L` are added to the counts and twice to the library
+    sizes; the intercept-only NB GLM :math:`\log\mu_i = \beta + \log(L_i + 2c_i)` at the
+    dispersion is fitted by edgeR's one-group Fisher scoring (start
+    :math:`\log\{\frac1N\sum_i (y_i + c_i)/(L_i + 2c_i)\}`, steps
+    :math:`\sum_i \frac{y_i-\mu_i}{1+\phi\mu_i} / \sum_i \frac{\mu_i}{1+\phi\mu_i}` until one is
+    below ``tol``); returns :math:`(\hat\beta + \log 10^6)/\log 2`.
+
+    Parameters
+    ----------
+    counts
+        ``N × G`` counts.
+    lib_size
+        ``N`` effective library sizes (library size × normalisation factor).
+    dispersion
+        Scalar or ``G`` NB dispersions (edgeR's default 0.05).
+    prior_count
+        Average prior count ``c`` (edgeR default 2).
+    tol
+        Step tolerance of the scoring iteration (edgeR's ``mglmOneGroup`` default 1e-10).
+    """
+    y = np.asarray(counts, dtype=np.float64).T  # G × N
+    lib = np.asarray(lib_size, dtype=np.float64)
+    g = y.shape[0]
+    prior = prior_count * lib / lib.mean()
+    yp = y + prior[None, :]
+    off = np.log(lib + 2.0 * prior)
+    phi = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), (g,))[:, None]
+    beta = np.log(np.mean(yp / np.exp(off)[None, :], axis=1))
+    active = np.arange(g)
+    for _ in range(50):
+        if active.size == 0:
+            break
+        mu = np.exp(beta[active, None] + off[None, :])
+        den = 1.0 + mu * phi[active]
+        step = ((yp[active] - mu) / den).sum(axis=1) / (mu / den).sum(axis=1)
+        beta[active] += step
+        active = active[~(np.abs(step) < tol)]
+    return (beta + np.log(1e6)) / np.log(2.0)
+
+
+def common_dispersion(
+    counts,
+    x,
+    offset,
+    *,
+    interval: tuple[float, float] = (0.0, 4.0),
+    tol: float = 1e-10,
+    min_row_sum: float = 5.0,
+    subset: int = 10000,
+) -> float:
+    r"""Common NB dispersion maximising the summed Cox–Reid APL (edgeR ``estimateGLMCommonDisp``).
+
+    As edgeR's ``dispCoxReid``: genes with fewer than ``min_row_sum`` reads in total are left
+    out; when at least ``2·subset`` genes remain, a systematic subset is used (edgeR
+    ``systematicSubset``: with ``r = ⌊G/subset⌋``, every ``r``-th gene in the order of
+    :func:`ave_log_cpm` at dispersion 0.05, starting at rank ``⌊r/2⌋ + 1``);
+    :math:`\sum_g \ell^{CR}_g(\phi)` is maximised over :math:`\phi^{1/4}` in
+    ``interval``\ :sup:`1/4` by Brent's method to ``tol`` (edgeR: ``optimize``, tol 1e-5).
+
+    Parameters
+    ----------
+    counts
+        ``N × G`` counts.
+    x
+        ``N × p`` design.
+    offset
+        ``N`` offsets :math:`\log(L_i f_i)`.
+    """
+    from scipy.optimize import minimize_scalar
+
+    y, off = _as_gn(counts, offset)
+    x = np.asarray(x, dtype=np.float64)
+    rows = np.flatnonzero(y.sum(axis=1) >= min_row_sum)
+    if rows.size == 0:
+        raise ValueError("no gene has the required number of counts")
+    if subset is not None and subset <= rows.size / 2:
+        lib = np.exp(np.asarray(offset, dtype=np.float64))
+        ave = ave_log_cpm(y[rows].T, lib, dispersion=0.05)
+        ratio = rows.size // subset  # ≥ 2 here
+        order = np.argsort(ave, kind="stable")  # R's order(): ties by position
+        rows = rows[order[ratio // 2 :: ratio]]
+    ys, offs = y[rows], off[rows]
+    state = {"beta": None}
+
+    def negsum(par):
+        phi = np.full(ys.shape[0], max(par, 0.0) ** 4)
+        val, state["beta"] = _apl_gn(ys, offs, x, phi, state["beta"])
+        return -float(np.sum(val))
+
+    lo, hi = (v**0.25 for v in interval)
+    res = minimize_scalar(negsum, bounds=(lo, hi), method="bounded", options={"xatol": tol})
+    return float(res.x**4)
+
+
+def residual_df_zeros(counts, mu, x) -> np.ndarray:
+    r"""Residual df per gene adjusted for exact zeros (edgeR ``.residDF``).
+
+    A sample is a "zero" of a gene when its count and its fitted mean are both below 1e-4.
+    :math:`d_g = N - p` without zeros, 0 when every sample is a zero, and otherwise
+    :math:`\max(0, N - z_g - \operatorname{rank} X_{\text{non-zero}})`. Computed once per
+    distinct zero pattern (not per gene).
+
+    Parameters
+    ----------
+    counts
+        ``N × G`` counts.
+    mu
+        ``G × N`` fitted means (:attr:`NBGLMFit.mu`).
+    x
+        ``N × p`` design.
+    """
+    y = np.asarray(counts, dtype=np.float64).T
+    x = np.asarray(x, dtype=np.float64)
+    n, p = x.shape
+    zero = (y < 1e-4) & (np.asarray(mu) < 1e-4)
+    nzero = zero.sum(axis=1)
+    df = np.full(y.shape[0], float(n - p))
+    df[nzero == n] = 0.0
+    some = np.flatnonzero((nzero > 0) & (nzero < n))
+    if some.size:
+        patterns, inverse = np.unique(zero[some], axis=0, return_inverse=True)
+        ranks = np.array([np.linalg.matrix_rank(x[~pat]) for pat in patterns])
+        df[some] = np.maximum(n - nzero[some] - ranks[np.ravel(inverse)], 0.0)
+    return df
+
+
+@dataclass(frozen=True)
+class QLFit:
+    """Quasi-likelihood fit (edgeR ``glmQLFit``) of ``G`` genes.
+
+    Attributes
+    ----------
+    glm
+        The NB GLM at the NB dispersion.
+    dispersion
+        ``G`` NB dispersions used.
+    df_residual
+        ``G`` residual df adjusted for exact zeros.
+    s2
+        ``G`` raw QL dispersions :math:`D_g/d_g` (0 where :math:`d_g = 0`).
+    df_prior, var_prior, var_post
+        Prior df :math:`d_0`, prior (trended) QL dispersions and posterior QL dispersions.
+    abundance
+        ``G`` average log2 CPM (the trend covariate), or None (no trend).
+    """
+
+    glm: NBGLMFit
+    dispersion: np.ndarray
+    df_residual: np.ndarray
+    s2: np.ndarray
+    df_prior: float
+    var_prior: np.ndarray
+    var_post: np.ndarray
+    abundance: np.ndarray | None
+
+
+def nb_ql_fit(
+    counts, x, offset, dispersion, *, abundance: np.ndarray | None = None, fit=None
+) -> QLFit:
+    r"""QL dispersions moderated across genes, as edgeR 3.40 ``glmQLFit`` (robust = FALSE).
+
+    :math:`s^2_g = D_g/d_g` with the deviance :math:`D_g` of the NB GLM at ``dispersion`` and
+    the zero-adjusted residual df :math:`d_g` (:func:`residual_df_zeros`); then limma's
+    ``squeezeVar(s2, d, covariate = abundance)``
+    (:func:`~exprlmm.assoc.designs.ebayes.squeeze_var_trend`):
+    :math:`\tilde s^2_g = (d_g s^2_g + d_0 s^2_{0g})/(d_g + d_0)` with a prior
+    :math:`s^2_{0g}` trended in the abundance (pass ``abundance=None`` for edgeR's
+    ``abundance.trend = FALSE``).
+
+    Parameters
+    ----------
+    counts
+        ``N × G`` counts.
+    x
+        ``N × p`` design.
+    offset
+        ``N`` or ``N × G`` offsets.
+    dispersion
+        Scalar or ``G`` NB dispersions (edgeR: the trended or common dispersion).
+    abundance
+        ``G`` average log2 CPM (:func:`ave_log_cpm` at the dispersion), or None.
+    fit
+        Optional NB GLM already fitted at ``dispersion``.
+    """
+    from exprlmm.assoc.designs.ebayes import squeeze_var_trend
+
+    y = np.asarray(counts, dtype=np.float64)
+    g = y.shape[1]
+    phi = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), (g,)).copy()
+    if fit is None:
+        fit = fit_nb_glm(y, x, offset, phi)
+    df = residual_df_zeros(y, fit.mu, x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(df > 0, fit.deviance / np.where(df > 0, df, 1.0), 0.0)
+    s2 = np.maximum(s2, 0.0)
+    sq = squeeze_var_trend(s2, df, abundance)
+    return QLFit(fit, phi, df, s2, sq["df_prior"], sq["var_prior"], sq["var_post"], abundance)
+
+
+def nb_ql_ftest(
+    counts, x, offset, ql: QLFit, columns, *, poisson_bound: bool = True
+) -> dict[str, np.ndarray]:
+    r"""Quasi-likelihood F test of coefficients ``columns`` = 0, as edgeR ``glmQLFTest``.
+
+    :math:`F_g = LR_g/(q\,\tilde s^2_g)` with :math:`LR_g = D_g(\text{reduced}) -
+    D_g(\text{full})` at the NB dispersion, on :math:`q` and
+    :math:`\min(d_0 + d_g,\ G(N - p))` df. Poisson bound (``poisson_bound=True``): for genes
+    with :math:`(\mu_{gi}\phi_g + 1)\tilde s^2_g < 1` in some sample the p-value is at least
+    that of the :math:`\chi^2_q` LRT of the Poisson GLM (dispersion 0).
+
+    Returns
+    -------
+    dict
+        ``stat`` (F), ``df`` (denominator df), ``ndf`` (q), ``pvalue``, ``lr``,
+        ``below_poisson`` (G booleans).
+    """
+    y = np.asarray(counts, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    n, p = x.shape
+    g = y.shape[1]
+    lrt = nb_lrt(y, x, offset, ql.dispersion, columns, full=ql.glm)
+    q = float(lrt["df"][0]) if g else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fstat = lrt["stat"] / q / ql.var_post
+    df2 = np.minimum(ql.df_prior + ql.df_residual, g * (n - p))
+    pvalue = stats.f.sf(fstat, q, df2)
+    below = np.zeros(g, dtype=bool)
+    if poisson_bound:
+        below = np.any(
+            (ql.glm.mu * ql.dispersion[:, None] + 1.0) * ql.var_post[:, None] < 1.0, axis=1
+        )
+        if below.any():
+            off = np.asarray(offset, dtype=np.float64)
+            off_b = off if off.ndim == 1 else off[:, below]
+            pois = nb_lrt(y[:, below], x, off_b, 0.0, columns)
+            pvalue[below] = np.maximum(pvalue[below], pois["pvalue"])
+    return {
+        "stat": fstat,
+        "df": df2,
+        "ndf": np.full(g, q),
+        "pvalue": pvalue,
+        "lr": lrt["stat"],
+        "below_poisson": below,
     }
