@@ -8,7 +8,11 @@ options into :class:`AssocSettings` and calls :func:`run_assoc` and :func:`write
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +23,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from exprlmm._xp import to_backend
+from exprlmm._xp import to_backend, to_numpy
 from exprlmm.assoc.lmm import NullModel, lmm_scan
 from exprlmm.assoc.slr import slr_scan
 from exprlmm.errors import UserInputError
+from exprlmm.io.atomic import write_text_atomic
 from exprlmm.io.cohort import Cohort, load_cohort
 from exprlmm.io.record import describe_input, run_record_path, write_run_record
 from exprlmm.io.samples import read_sample_sheet, to_numeric_or_none
@@ -62,6 +67,17 @@ class AssocSettings:
     chunk_size: int | None = None
     backend: Literal["numpy", "torch", "cupy"] = "numpy"
     device: str | None = None
+    precision: Literal["float64", "float32"] = "float64"
+    kinship_rank: int | None = None
+    kinship_seed: int = 0
+    workers: int | None = None
+    scheduler: str | None = None
+    scheduler_timeout: float = 10.0
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the scan runs on a dask cluster (``workers`` or ``scheduler`` given)."""
+        return self.workers is not None or self.scheduler is not None
 
     def delta_value(self) -> str | float:
         """``delta`` as the scan expects it: 'null', 'refit' or a float."""
@@ -96,6 +112,9 @@ class AssocResult:
         Genes that built ``K``.
     record
         JSON-ready run record (settings, inputs, counts, null model, timings).
+    chunk_dir
+        Folder of per-chunk results of a distributed run (removed by :func:`write_assoc`
+        once the table is written), or None.
     """
 
     table: pd.DataFrame
@@ -103,6 +122,7 @@ class AssocResult:
     null_model: NullModel | None
     n_kinship_genes: int
     record: dict[str, Any]
+    chunk_dir: Path | None = None
 
 
 def _covariate_kinds(settings: AssocSettings) -> tuple[list[str], list[str]]:
@@ -165,10 +185,199 @@ def _kinship_mask(settings: AssocSettings, genes: pd.Index) -> tuple[np.ndarray,
     return mask, info
 
 
+def _check_scale_options(settings: AssocSettings) -> None:
+    """``--precision``, ``--kinship-rank``, ``--workers``/``--scheduler`` (one-line errors)."""
+    if settings.precision not in ("float64", "float32"):
+        raise UserInputError(f"--precision {settings.precision!r}: use float64 or float32")
+    if settings.kinship_rank is not None and settings.kinship_rank < 1:
+        raise UserInputError(f"--kinship-rank {settings.kinship_rank}: must be at least 1")
+    if settings.workers is not None and settings.scheduler is not None:
+        raise UserInputError("give either --workers N or --scheduler ADDRESS, not both")
+    if settings.workers is not None and settings.workers < 1:
+        raise UserInputError(f"--workers {settings.workers}: must be at least 1")
+    if settings.distributed and settings.backend != "numpy":
+        raise UserInputError(
+            f"--backend {settings.backend} with --workers/--scheduler: the workers run numpy; "
+            "use --backend numpy on a cluster (or one GPU without --workers)"
+        )
+
+
+def chunk_folder(output: str | Path, settings: AssocSettings) -> Path:
+    """The folder of per-chunk results of a distributed run, next to ``output``.
+
+    It holds ``manifest.json`` with a fingerprint of the settings and of the inputs (path,
+    size, modification time). A folder left by an interrupted run with the same fingerprint
+    is kept, so its finished chunks are reused; any other is emptied.
+    """
+    target = Path(output)
+    folder = target.parent / f".{target.name}.chunks"
+    ignored = {"workers", "scheduler", "scheduler_timeout", "threads"}
+    inputs = {}
+    for key in ("expression", "samples", "scores", "kinship_genes", "kinship_exclude"):
+        path = getattr(settings, key)
+        if path:
+            info = os.stat(path)
+            inputs[key] = [os.path.abspath(path), info.st_size, info.st_mtime_ns]
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {
+                "settings": {
+                    k: v for k, v in dataclasses.asdict(settings).items() if k not in ignored
+                },
+                "inputs": inputs,
+            },
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()
+    manifest = folder / "manifest.json"
+    if folder.is_dir():
+        try:
+            same = json.loads(manifest.read_text())["fingerprint"] == fingerprint
+        except (OSError, ValueError, KeyError):
+            same = False
+        if not same:
+            shutil.rmtree(folder)
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        write_text_atomic(manifest, json.dumps({"fingerprint": fingerprint}) + "\n")
+    return folder
+
+
+def _kinship_eigensystem(settings: AssocSettings, values, mask: np.ndarray):
+    """``K``'s eigensystem from the selected genes: exact, or randomized rank-R."""
+    chosen = values if mask.all() else values[:, np.flatnonzero(mask).tolist()]
+    if settings.kinship_rank is None:
+        return eigensystem_from_expression(chosen, precision=settings.precision)
+    n, g = chosen.shape
+    if settings.kinship_rank > min(n, g):
+        raise UserInputError(
+            f"--kinship-rank {settings.kinship_rank}: at most min(samples, kinship genes) = "
+            f"{min(n, g)}"
+        )
+    return eigensystem_from_expression(
+        np.asarray(to_numpy(chosen)),
+        precision=settings.precision,
+        rank=settings.kinship_rank,
+        seed=settings.kinship_seed,
+    )
+
+
+def _run_local(settings, expression, trait, covariates, delta, progress, timings):
+    """The scans in this process (numpy, torch or cupy); returns (tables, null, kinship info)."""
+    tables, null, kinship_info = [], None, {}
+    genes = list(expression.columns)
+    values = to_backend(
+        expression.to_numpy(dtype=np.float64), settings.backend, device_name=settings.device
+    )
+    if settings.model in ("slr", "both"):
+        t0 = time.perf_counter()
+        slr = slr_scan(
+            values,
+            trait,
+            gene_names=genes,
+            covariates=covariates,
+            standardize=settings.standardize,
+            chunk_size=settings.chunk_size,
+        )
+        timings["slr_s"] = time.perf_counter() - t0
+        tables.append(slr.assign(model="slr", h2=np.nan, delta=np.nan))
+    if settings.model in ("lmm", "both"):
+        t0 = time.perf_counter()
+        mask, kinship_info = _kinship_mask(settings, expression.columns)
+        eig = _kinship_eigensystem(settings, values, mask)
+        timings["kinship_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lmm = lmm_scan(
+            values,
+            trait,
+            covariates=covariates,
+            eigensystem=eig,
+            kinship_genes=mask,
+            method=settings.method,
+            delta=delta,
+            leave_out=settings.leave_out,
+            test=settings.test,
+            standardize=settings.standardize,
+            gene_names=genes,
+            chunk_size=settings.chunk_size,
+            progress=progress,
+            precision=settings.precision,
+        )
+        timings["lmm_s"] = time.perf_counter() - t0
+        null = lmm.attrs["null_model"]
+        tables.append(lmm.assign(model="lmm"))
+    return tables, null, kinship_info
+
+
+def _run_distributed(settings, expression, trait, covariates, delta, chunk_dir, progress, timings):
+    """The scans on a dask cluster, chunk by chunk; returns (tables, null, kinship, info)."""
+    from exprlmm.assoc.distributed import open_client, scan_distributed
+
+    values = expression.to_numpy(dtype=np.float64)
+    models = ("slr", "lmm") if settings.model == "both" else (settings.model,)
+    eig, mask, kinship_info = None, None, {}
+    if "lmm" in models:
+        t0 = time.perf_counter()
+        mask, kinship_info = _kinship_mask(settings, expression.columns)
+        eig = _kinship_eigensystem(settings, values, mask)
+        timings["kinship_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with open_client(
+        workers=settings.workers,
+        scheduler=settings.scheduler,
+        timeout=settings.scheduler_timeout,
+    ) as client:
+        n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        timings["cluster_start_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        results = scan_distributed(
+            values,
+            trait,
+            client=client,
+            models=models,
+            covariates=covariates,
+            eigensystem=eig,
+            kinship_genes=mask,
+            gene_names=list(expression.columns),
+            standardize=settings.standardize,
+            chunk_size=settings.chunk_size,
+            chunk_dir=chunk_dir,
+            progress=progress,
+            method=settings.method,
+            delta=delta,
+            leave_out=settings.leave_out,
+            test=settings.test,
+            precision=settings.precision,
+        )
+    timings["scan_s"] = time.perf_counter() - t0
+    tables = []
+    if "slr" in results:
+        tables.append(results["slr"].assign(model="slr", h2=np.nan, delta=np.nan))
+    null = None
+    if "lmm" in results:
+        null = results["lmm"].attrs["null_model"]
+        tables.append(results["lmm"].assign(model="lmm"))
+    info = {
+        "scheduler": settings.scheduler or f"LocalCluster({settings.workers} processes)",
+        "n_workers": n_workers,
+        **next(iter(results.values())).attrs["chunks"],
+        "chunk_dir": None if chunk_dir is None else str(chunk_dir),
+    }
+    return tables, null, kinship_info, info
+
+
 def run_assoc(
-    settings: AssocSettings, *, progress: Callable[[int, int], None] | None = None
+    settings: AssocSettings,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    output: str | Path | None = None,
 ) -> AssocResult:
     """Run the association scan(s) described by ``settings``.
+
+    With ``settings.workers``/``settings.scheduler`` the gene chunks run on a dask cluster
+    (:mod:`exprlmm.assoc.distributed`); given ``output``, each finished chunk is written
+    atomically to :func:`chunk_folder` beside it (an interrupted run resumes from there).
 
     Raises
     ------
@@ -180,6 +389,7 @@ def run_assoc(
     delta = settings.delta_value()
     if settings.threads < 1:
         raise UserInputError(f"--threads {settings.threads}: must be at least 1")
+    _check_scale_options(settings)
     started = time.perf_counter()
     numeric, categorical = _covariate_kinds(settings)
     cohort = load_cohort(
@@ -208,53 +418,19 @@ def run_assoc(
             "(intercept, covariates, gene); add samples or drop covariates"
         )
     timings: dict[str, float] = {}
-    tables = []
-    null = None
-    kinship_info: dict[str, Any] = {}
-    genes = list(expression.columns)
+    chunk_dir = None
+    distributed_info: dict[str, Any] | None = None
     with threadpool_limits(limits=settings.threads):
         try:
-            values = to_backend(
-                expression.to_numpy(dtype=np.float64), settings.backend, device_name=settings.device
-            )
-            if settings.model in ("slr", "both"):
-                t0 = time.perf_counter()
-                slr = slr_scan(
-                    values,
-                    trait,
-                    gene_names=genes,
-                    covariates=covariates,
-                    standardize=settings.standardize,
-                    chunk_size=settings.chunk_size,
+            if settings.distributed:
+                chunk_dir = None if output is None else chunk_folder(output, settings)
+                tables, null, kinship_info, distributed_info = _run_distributed(
+                    settings, expression, trait, covariates, delta, chunk_dir, progress, timings
                 )
-                timings["slr_s"] = time.perf_counter() - t0
-                tables.append(slr.assign(model="slr", h2=np.nan, delta=np.nan))
-            if settings.model in ("lmm", "both"):
-                t0 = time.perf_counter()
-                mask, kinship_info = _kinship_mask(settings, expression.columns)
-                eig = eigensystem_from_expression(
-                    values if mask.all() else values[:, np.flatnonzero(mask).tolist()]
+            else:
+                tables, null, kinship_info = _run_local(
+                    settings, expression, trait, covariates, delta, progress, timings
                 )
-                timings["kinship_s"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                lmm = lmm_scan(
-                    values,
-                    trait,
-                    covariates=covariates,
-                    eigensystem=eig,
-                    kinship_genes=mask,
-                    method=settings.method,
-                    delta=delta,
-                    leave_out=settings.leave_out,
-                    test=settings.test,
-                    standardize=settings.standardize,
-                    gene_names=genes,
-                    chunk_size=settings.chunk_size,
-                    progress=progress,
-                )
-                timings["lmm_s"] = time.perf_counter() - t0
-                null = lmm.attrs["null_model"]
-                tables.append(lmm.assign(model="lmm"))
         except ValueError as err:
             if isinstance(err, UserInputError):
                 raise
@@ -282,8 +458,10 @@ def run_assoc(
             )
             if path
         },
-        "seed": None,
-        "randomness": "none: the scan is deterministic",
+        "seed": None if settings.kinship_rank is None else settings.kinship_seed,
+        "randomness": "none: the scan is deterministic"
+        if settings.kinship_rank is None
+        else f"randomized SVD of K (rank {settings.kinship_rank}, seed {settings.kinship_seed})",
         "cohort": cohort.report.to_dict(),
         "design": {
             "n_samples": n,
@@ -305,12 +483,15 @@ def run_assoc(
         },
         "timings": timings,
     }
+    if distributed_info is not None:
+        record["distributed"] = distributed_info
     return AssocResult(
         table=table,
         cohort=cohort,
         null_model=null,
         n_kinship_genes=int(kinship_info.get("n_kinship_genes", 0)),
         record=record,
+        chunk_dir=chunk_dir,
     )
 
 
@@ -331,8 +512,13 @@ def null_model_note(null: NullModel | None) -> str | None:
 
 
 def write_assoc(result: AssocResult, output: str | Path) -> Path:
-    """Write the table and ``<output>.run.json`` atomically; return the record path."""
+    """Write the table and ``<output>.run.json`` atomically; return the record path.
+
+    The per-chunk folder of a distributed run is removed once both are written.
+    """
     write_table(result.table, output)
     record_path = run_record_path(output)
     write_run_record(record_path, {**result.record, "output": str(output)})
+    if result.chunk_dir is not None:
+        shutil.rmtree(result.chunk_dir, ignore_errors=True)
     return record_path

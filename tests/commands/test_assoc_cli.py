@@ -170,3 +170,94 @@ def test_python_m_entry_point_shows_help():
     )
     assert done.returncode == 0
     assert "--kinship-exclude" in done.stdout
+
+
+@pytest.fixture
+def thread_cluster(monkeypatch):
+    """`--workers N` on threads (fast, and monkeypatches reach the workers)."""
+    pytest.importorskip("distributed")
+    from exprlmm.assoc import distributed as dist
+
+    real = dist.open_client
+
+    def threads(**kwargs):
+        return real(**{**kwargs, "processes": False})
+
+    monkeypatch.setattr(dist, "open_client", threads)
+    return dist
+
+
+def test_workers_give_the_single_process_table(cohort_files, thread_cluster):
+    path, _, _ = cohort_files
+    single, out = _assoc(path, "-t", "trait", "-c", "purity,batch", "--delta", "refit")
+    assert single.exit_code == 0, single.output
+    expected = pd.read_csv(out, sep="\t")
+    out.unlink()
+    result, out = _assoc(
+        path, "-t", "trait", "-c", "purity,batch", "--delta", "refit", "--workers", "2",
+        "--chunk-size", "7",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns) == COLUMNS
+    assert (table.gene == expected.gene).all() and (table.model == expected.model).all()
+    assert np.allclose(_neglog10(table.pvalue), _neglog10(expected.pvalue), atol=1e-8)
+    record = json.loads((path / "res.tsv.run.json").read_text())
+    assert record["distributed"]["n_chunks"] == 6
+    assert not list(path.glob(".res.tsv.chunks*"))
+
+
+def test_a_failed_distributed_run_leaves_no_table_and_resumes(
+    cohort_files, thread_cluster, monkeypatch
+):
+    path, _, _ = cohort_files
+    real = thread_cluster._chunk_task
+
+    def failing(plans, block, in_kinship):
+        if block.shape[1] < 7:  # the last chunk (genes 35-39)
+            raise RuntimeError("worker lost")
+        return real(plans, block, in_kinship)
+
+    monkeypatch.setattr(thread_cluster, "_chunk_task", failing)
+    args = ("-t", "trait", "--model", "lmm", "--workers", "2", "--chunk-size", "7")
+    result, out = _assoc(path, *args)
+    assert result.exit_code != 0
+    assert not out.exists() and not (path / "res.tsv.run.json").exists()
+    folder = path / ".res.tsv.chunks"
+    finished = sorted(folder.glob("chunk-*.npz"))
+    assert 0 < len(finished) < 6 and (folder / "manifest.json").exists()
+    monkeypatch.setattr(thread_cluster, "_chunk_task", real)
+    result, out = _assoc(path, *args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((path / "res.tsv.run.json").read_text())
+    assert record["distributed"]["reused"] == len(finished)
+    assert not folder.exists()
+
+
+def test_unreachable_scheduler_exits_2(cohort_files):
+    pytest.importorskip("distributed")
+    path, _, _ = cohort_files
+    result, out = _assoc(
+        path, "-t", "trait", "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "1"
+    )
+    assert result.exit_code == 2, result.output
+    assert "no dask scheduler answered within 1 s" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_float32_and_kinship_rank_options(cohort_files):
+    path, expr, sheet = cohort_files
+    result, out = _assoc(path, "-t", "trait", "--model", "lmm", "--precision", "float32")
+    assert result.exit_code == 0, result.output
+    exact = lmm_scan(expr, sheet.trait)
+    table = pd.read_csv(out, sep="\t")
+    assert np.allclose(_neglog10(table.pvalue), _neglog10(exact.pvalue), atol=1e-3)
+    # full rank (min(N, G) = 36): the randomized SVD is exact
+    result, out = _assoc(path, "-t", "trait", "--model", "lmm", "--kinship-rank", "36")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, sep="\t")
+    assert np.allclose(_neglog10(table.pvalue), _neglog10(exact.pvalue), atol=1e-6)
+    assert json.loads((path / "res.tsv.run.json").read_text())["seed"] == 0
+    result, out = _assoc(path, "-t", "trait", "--kinship-rank", "99")
+    assert result.exit_code == 2 and "at most" in result.output

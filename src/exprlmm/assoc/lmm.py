@@ -83,9 +83,12 @@ class _Components:
     vectors: object
     low_rank: bool
     xp: object
+    work_vectors: object = None  # ``vectors`` in the working precision (float32 copy or same)
 
     @classmethod
-    def from_eigensystem(cls, eig: Eigensystem, xp, dev=None) -> _Components:
+    def from_eigensystem(
+        cls, eig: Eigensystem, xp, dev=None, precision: str = "float64"
+    ) -> _Components:
         dev = device(eig.vectors) if dev is None else dev
         values = xp.asarray(eig.values, dtype=xp.float64, device=dev)
         vectors = xp.asarray(eig.vectors, dtype=xp.float64, device=dev)
@@ -94,13 +97,21 @@ class _Components:
             extra = [eig.min_eigenvalue, float(eig.complement_size)]
             values = xp.concat([values, xp.asarray(extra[:1], dtype=xp.float64, device=dev)])
             mult = xp.concat([mult, xp.asarray(extra[1:], dtype=xp.float64, device=dev)])
-        return cls(values, mult, vectors, eig.is_low_rank, xp)
+        work = vectors if precision == "float64" else xp.astype(vectors, xp.float32)
+        return cls(values, mult, vectors, eig.is_low_rank, xp, work)
 
     def on_host(self) -> _Components:
         """The same spectrum as numpy arrays (for the scalar null-model fit)."""
         return _Components(
             to_numpy(self.values), to_numpy(self.mult), to_numpy(self.vectors), self.low_rank, np
         )
+
+    def rotate(self, z):
+        r"""``Uᵀz`` (float64); the ``N × N × g`` product runs in the working precision."""
+        work = self.vectors if self.work_vectors is None else self.work_vectors
+        if work.dtype == self.xp.float64:
+            return work.T @ z
+        return self.xp.astype(work.T @ self.xp.astype(z, work.dtype), self.xp.float64)
 
     def weights(self, delta):
         """``(len(delta), m)`` matrix of ``1/(s_i + δ)``."""
@@ -360,7 +371,7 @@ class _RotatedBlock:
     @classmethod
     def rotate(cls, comp: _Components, design: _Design, z) -> _RotatedBlock:
         xp, u = comp.xp, comp.vectors
-        rz = u.T @ z
+        rz = comp.rotate(z)
         rz2 = rz * rz
         rx, ry = u.T @ design.x, u.T @ design.y
         rest = (None, None, None)
@@ -543,9 +554,12 @@ class _Whitener:
     wx: np.ndarray
     wy: np.ndarray
     logdet: float
+    chol_work: np.ndarray | None = None  # float32 copy of ``chol`` for precision="float32"
 
     @classmethod
-    def at(cls, eig: Eigensystem, design: _Design, delta: float) -> _Whitener:
+    def at(
+        cls, eig: Eigensystem, design: _Design, delta: float, precision: str = "float64"
+    ) -> _Whitener:
         u = np.asarray(eig.vectors)
         h = (u * (np.asarray(eig.values) - eig.min_eigenvalue)) @ u.T
         h[np.diag_indices_from(h)] += eig.min_eigenvalue + delta
@@ -555,15 +569,25 @@ class _Whitener:
             wx=linalg.solve_triangular(chol, design.x, lower=True),
             wy=linalg.solve_triangular(chol, design.y, lower=True),
             logdet=float(2.0 * np.log(np.diag(chol)).sum()),
+            chol_work=None if precision == "float64" else chol.astype(np.float32),
         )
 
     def sums(self, z: np.ndarray) -> _Sums:
-        """Whitened sums of a gene block; ``z`` (a scratch block) is overwritten."""
+        """Whitened sums of a gene block; ``z`` (a scratch block) is overwritten.
+
+        With a float32 ``chol_work`` the triangular solve (the ``N²·g`` step) runs in
+        float32 and the whitened block is promoted to float64 for the sums.
+        """
+        chol = self.chol
+        if self.chol_work is not None:
+            chol, z = self.chol_work, np.asarray(z, dtype=np.float32, order="C")
         if z.flags.c_contiguous:
             # solve Wᵀ Lᵀ = Zᵀ in place on the Fortran view of z: no copy, BLAS trsm directly
-            wz = blas.dtrsm(1.0, self.chol, z.T, side=1, lower=1, trans_a=1, overwrite_b=1).T
+            trsm = blas.get_blas_funcs("trsm", (chol, z))
+            wz = trsm(1.0, chol, z.T, side=1, lower=1, trans_a=1, overwrite_b=1).T
         else:
-            wz = linalg.solve_triangular(self.chol, z, lower=True, check_finite=False)
+            wz = linalg.solve_triangular(chol, z, lower=True, check_finite=False)
+        wz = np.asarray(wz, dtype=np.float64)
         return _Sums(
             xx=(self.wx.T @ self.wx)[None],
             xy=(self.wx.T @ self.wy)[None],
@@ -575,7 +599,7 @@ class _Whitener:
         )
 
 
-def _fixed_delta_block(comp, design, eig, z, const, method, delta_prime, whiteners):
+def _fixed_delta_block(comp, design, eig, z, const, method, delta_prime, whiteners, precision):
     """Statistics of a gene block at one fixed δ per gene (at most two distinct values)."""
     xp = comp.xp
     g = z.shape[1]
@@ -591,8 +615,8 @@ def _fixed_delta_block(comp, design, eig, z, const, method, delta_prime, whitene
         sub_z = z if selected is None else xp.take(z, xp.nonzero(selected)[0], axis=1)
         sub_const = const if selected is None else const.subset(xp, selected)
         if is_numpy_namespace(xp):
-            if value not in whiteners:
-                whiteners[value] = _Whitener.at(eig, design, value)
+            if value not in whiteners:  # precomputed by prepare_lmm; a fallback only
+                whiteners[value] = _Whitener.at(eig, design, value, precision)
             sums = whiteners[value].sums(sub_z)
         else:
             block = _RotatedBlock.rotate(comp, design, sub_z)
@@ -617,8 +641,11 @@ def _scatter(xp, values, selected):
 
 
 # ---------------------------------------------------------------------------------------
-# The scan
+# The scan: a plan (null model, rotated design) shared by independent gene blocks
 # ---------------------------------------------------------------------------------------
+PRECISIONS = ("float64", "float32")
+
+
 def _constant_genes(xp, block):
     """Per-gene mean, a safe SD (1 for constant genes) and the host mask of constant genes."""
     mean = xp.mean(block, axis=0)
@@ -626,6 +653,265 @@ def _constant_genes(xp, block):
     constant = ~(to_numpy(sd) > 1e-12 * np.maximum(np.abs(to_numpy(mean)), 1.0))
     sd_safe = xp.where(xp.asarray(constant, device=device(block)), 1.0, sd)
     return mean, sd_safe, constant
+
+
+def check_lmm_options(
+    *,
+    method: str = "reml",
+    delta="null",
+    leave_out: str = "none",
+    test: str = "wald",
+    precision: str = "float64",
+) -> None:
+    """Raise ``ValueError`` for an invalid or inconsistent combination of scan options."""
+    if method not in ("reml", "ml"):
+        raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
+    if leave_out not in ("none", "gene"):
+        raise ValueError(f"leave_out must be 'none' or 'gene', got {leave_out!r}")
+    if test not in ("wald", "lrt"):
+        raise ValueError(f"test must be 'wald' or 'lrt', got {test!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    if test == "lrt" and leave_out == "gene":
+        raise ValueError(
+            "the likelihood-ratio test is not available with leave_out='gene'; use the Wald test"
+        )
+    if test == "lrt" and delta == "refit" and method != "ml":
+        raise ValueError(
+            "a likelihood-ratio test with delta='refit' compares ML fits: use method='ml'"
+        )
+    if not (isinstance(delta, (int, float)) or delta in ("null", "refit")):
+        raise ValueError(f"delta must be 'null', 'refit' or a positive number, got {delta!r}")
+    if isinstance(delta, (int, float)) and not delta > 0:
+        raise ValueError(f"a fixed delta must be positive, got {delta}")
+
+
+def default_eigensystem(matrix, in_kinship: np.ndarray, *, precision: str = "float64"):
+    """``K = ZZᵀ/G`` from the non-constant genes of ``in_kinship``; returns (eig, mask used)."""
+    xp = namespace(matrix)
+    usable = in_kinship & ~_constant_genes(xp, matrix)[2]
+    if not usable.any():
+        raise ValueError("no non-constant genes left to build the kinship")
+    kinship_matrix = (
+        matrix
+        if usable.all()
+        else xp.take(matrix, xp.asarray(np.flatnonzero(usable), device=device(matrix)), axis=1)
+    )
+    return eigensystem_from_expression(kinship_matrix, precision=precision), usable
+
+
+@dataclass(frozen=True)
+class LmmPlan:
+    r"""Everything the scan of one gene block needs, computed once per trait and kinship.
+
+    The null model, the rotated design (:math:`U^\top X`, :math:`U^\top y` and their
+    per-component products) and, for a fixed δ on numpy, the Cholesky factors of
+    :math:`K + \delta I`. Gene blocks are then independent: :func:`lmm_block` may run them
+    in any order, in other processes or on other machines (:mod:`exprlmm.assoc.distributed`),
+    and :func:`lmm_table` assembles the results exactly as :func:`lmm_scan` does.
+    """
+
+    comp: _Components
+    design: _Design
+    eigensystem: Eigensystem | None  # numpy eigensystem for the whitening path, else None
+    null: NullModel
+    n: int
+    c: int
+    method: str
+    delta: object  # "null", "refit" or a float
+    base_delta: float | None
+    leave_out: str
+    n_kinship_genes: int
+    test: str
+    standardize: bool
+    log_delta_bounds: tuple[float, float]
+    n_nodes: int
+    logdet_xtx: float
+    xtx_inv: object
+    whiteners: dict
+    precision: str
+
+    @property
+    def df_wald(self) -> int:
+        return self.n - self.c - 1
+
+
+def prepare_lmm(
+    trait,
+    eigensystem: Eigensystem,
+    *,
+    covariates=None,
+    method: Literal["reml", "ml"] = "reml",
+    delta: Literal["null", "refit"] | float = "null",
+    leave_out: Literal["none", "gene"] = "none",
+    test: Literal["wald", "lrt"] = "wald",
+    standardize: bool = True,
+    log_delta_bounds: tuple[float, float] = (-10.0, 10.0),
+    n_nodes: int = 96,
+    precision: Literal["float64", "float32"] = "float64",
+) -> LmmPlan:
+    """Fit the null model and rotate the design once; see :func:`lmm_scan` for the options.
+
+    The plan lives in the namespace (and on the device) of ``eigensystem.vectors``.
+    """
+    check_lmm_options(
+        method=method, delta=delta, leave_out=leave_out, test=test, precision=precision
+    )
+    xp = namespace(eigensystem.vectors)
+    dev = device(eigensystem.vectors)
+    n = eigensystem.n_samples
+    y_np, x_np = fixed_design(trait, covariates, n)
+    if leave_out == "gene" and eigensystem.n_genes < 2:
+        raise ValueError(
+            "leave_out='gene' needs the number of genes that built K (Eigensystem.n_genes ≥ 2)"
+        )
+    y = xp.asarray(y_np, dtype=xp.float64, device=dev)
+    x = xp.asarray(x_np, dtype=xp.float64, device=dev)
+    comp = _Components.from_eigensystem(eigensystem, xp, dev, precision)
+    design = _Design(
+        y=y,
+        x=x,
+        pxx=comp.products(x, x),
+        pxy=comp.products(x, y[:, None])[:, :, 0],
+        pyy=comp.products(y[:, None], y[:, None])[:, 0, 0],
+    )
+    null = fit_null_model(
+        y_np,
+        eigensystem,
+        covariates=x_np[:, 1:] if x_np.shape[1] > 1 else None,
+        method=method,
+        log_delta_bounds=log_delta_bounds,
+    )
+    base_delta = null.delta if delta == "null" else (None if delta == "refit" else float(delta))
+    numpy_eig = eigensystem if is_numpy_namespace(xp) else None
+    whiteners: dict[float, _Whitener] = {}
+    if numpy_eig is not None and base_delta is not None:
+        n_k = eigensystem.n_genes
+        shrinks = [1.0, (n_k - 1.0) / max(n_k, 1)] if leave_out == "gene" else [1.0]
+        for shrink in shrinks:
+            value = float(np.float64(base_delta) * np.float64(shrink))
+            whiteners[value] = _Whitener.at(numpy_eig, design, value, precision)
+    return LmmPlan(
+        comp=comp,
+        design=design,
+        eigensystem=numpy_eig,
+        null=null,
+        n=n,
+        c=x_np.shape[1],
+        method=method,
+        delta=delta,
+        base_delta=base_delta,
+        leave_out=leave_out,
+        n_kinship_genes=eigensystem.n_genes,
+        test=test,
+        standardize=standardize,
+        log_delta_bounds=tuple(log_delta_bounds),
+        n_nodes=n_nodes,
+        logdet_xtx=float(np.linalg.slogdet(x_np.T @ x_np)[1]),
+        xtx_inv=xp.asarray(np.linalg.inv(x_np.T @ x_np), device=dev),
+        whiteners=whiteners,
+        precision=precision,
+    )
+
+
+def lmm_block(plan: LmmPlan, block, in_kinship=None) -> dict[str, np.ndarray]:
+    r"""Scan one block of genes (``N × g`` raw expression) with a prepared plan.
+
+    ``in_kinship`` (host bool, length ``g``) marks the block's genes that built ``K`` (only
+    used with ``leave_out="gene"``; default all). Returns host arrays ``beta se stat pvalue
+    delta`` (NaN for constant genes); p-values are the Wald t (``N − q`` df) or χ²₁ LRT tails.
+    """
+    comp, design, xp = plan.comp, plan.design, plan.comp.xp
+    dev = device(block)
+    n, g = block.shape
+    in_k = np.ones(g, dtype=bool) if in_kinship is None else np.asarray(in_kinship, dtype=bool)
+    n_k = plan.n_kinship_genes
+    leave_np = np.where(in_k, 1.0 / max(n_k, 1), 0.0) if plan.leave_out == "gene" else np.zeros(g)
+    # δ' = δ·(G_K−1)/G_K for genes removed from their own kinship
+    shrink_np = np.where(leave_np > 0, (n_k - 1.0) / max(n_k, 1), 1.0)
+    leave = xp.asarray(leave_np, device=dev)
+    shrink = xp.asarray(shrink_np, device=dev)
+
+    mean, sd_safe, constant = _constant_genes(xp, block)
+    z = (block - mean) / sd_safe
+    xz = design.x.T @ z
+    # a standardised gene has zᵀz = N (ddof 0); a constant one is all zeros
+    ztz = xp.asarray(np.where(constant, 0.0, float(n)), device=dev)
+    ftf_schur = ztz - xp.sum(xz * (plan.xtx_inv @ xz), axis=0)
+    with errstate(xp):
+        const = _Constants(n, plan.c, plan.logdet_xtx + xp.log(ftf_schur), leave)
+    if plan.delta == "refit":
+        rotated = _RotatedBlock.rotate(comp, design, z)
+        log_dp, st = _refit_block(
+            comp, design, rotated, const, plan.method, plan.log_delta_bounds, plan.n_nodes
+        )
+        delta_used = xp.exp(log_dp) / shrink
+    else:
+        delta_used = xp.full(g, plan.base_delta, dtype=xp.float64, device=dev)
+        st = _fixed_delta_block(
+            comp,
+            design,
+            plan.eigensystem,
+            z,
+            const,
+            plan.method,
+            delta_used * shrink,
+            plan.whiteners,
+            plan.precision,
+        )
+    st = {key: to_numpy(value) for key, value in st.items()}
+    if plan.test == "wald":
+        stat = st["beta"] / st["se"]
+        pvalue = two_sided_t_pvalue(stat, plan.df_wald)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if plan.delta == "refit":  # both models at their own ML optimum
+                stat = 2.0 * (st["loglik_ml"] - plan.null.loglik)
+            else:  # both models at the same δ: 2(ℓ1 − ℓ0) = N log(RSS0 / RSS1)
+                stat = n * np.log(st["rss0"] / st["rss"])
+        stat = np.maximum(stat, 0.0)
+        pvalue = stats.chi2.sf(stat, 1)
+    scale = 1.0 if plan.standardize else to_numpy(sd_safe)
+    out = {
+        "beta": np.array(st["beta"] / scale, dtype=np.float64),
+        "se": np.array(st["se"] / scale, dtype=np.float64),
+        "stat": np.array(stat, dtype=np.float64),
+        "pvalue": np.array(pvalue, dtype=np.float64),
+        "delta": np.array(to_numpy(delta_used), dtype=np.float64),
+    }
+    for key in ("beta", "se", "stat", "pvalue"):
+        out[key][constant] = np.nan
+    return out
+
+
+def lmm_table(plan: LmmPlan, names, parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Assemble block results (in gene order) into the tidy table; BH over all genes."""
+    out = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    g = out["beta"].shape[0]
+    if len(names) != g:
+        raise ValueError(f"{len(names)} gene names for {g} results")
+    frame = pd.DataFrame(
+        {
+            "gene": list(names),
+            "beta": out["beta"],
+            "se": out["se"],
+            "stat": out["stat"],
+            "df": np.full(g, float(plan.df_wald)) if plan.test == "wald" else np.ones(g),
+            "pvalue": out["pvalue"],
+            "padj": benjamini_hochberg(out["pvalue"]),
+            "h2": 1.0 / (1.0 + out["delta"]),
+            "delta": out["delta"],
+        },
+        columns=LMM_COLUMNS,
+    )
+    frame.attrs["null_model"] = plan.null
+    return frame
+
+
+def lmm_chunk_size(n_samples: int, n_fixed: int, array=None) -> int:
+    """Default genes per block of the LMM scan (bounded memory, see :func:`memory_budget`)."""
+    budget = memory_budget(array) if array is not None else 256e6
+    return default_chunk_size(n_samples, budget_bytes=budget, n_arrays=8 + 2 * n_fixed)
 
 
 def lmm_scan(
@@ -645,6 +931,7 @@ def lmm_scan(
     log_delta_bounds: tuple[float, float] = (-10.0, 10.0),
     n_nodes: int = 96,
     progress=None,
+    precision: Literal["float64", "float32"] = "float64",
 ) -> pd.DataFrame:
     r"""Test every gene against the trait with the LMM ``y = Xγ + z_kβ_k + u + e``.
 
@@ -683,6 +970,12 @@ def lmm_scan(
         Chebyshev nodes of the refit profile (its accuracy is checked in the tests).
     progress
         Optional callable ``progress(n_done, n_total)`` called after each block.
+    precision
+        ``"float64"`` (default) or ``"float32"``: the ``N²``-per-gene products (the kinship
+        ``ZZᵀ`` and its ``eigh`` when ``eigensystem`` is not given, the whitening solve
+        :math:`L^{-1}z` at a fixed δ, the rotation :math:`U^\top z` for refit) run in
+        float32; the per-gene sums they produce, the null model and the statistics stay in
+        float64. Accuracy: ``benchmarks/README.md`` ("float32").
 
     Returns
     -------
@@ -691,33 +984,13 @@ def lmm_scan(
         Wald t (or the LRT χ²), ``h2 = 1/(1+δ)`` and ``delta`` the δ used for that gene.
         The null model is in ``DataFrame.attrs["null_model"]``.
     """
-    if method not in ("reml", "ml"):
-        raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
-    if leave_out not in ("none", "gene"):
-        raise ValueError(f"leave_out must be 'none' or 'gene', got {leave_out!r}")
-    if test not in ("wald", "lrt"):
-        raise ValueError(f"test must be 'wald' or 'lrt', got {test!r}")
-    if test == "lrt" and leave_out == "gene":
-        raise ValueError(
-            "the likelihood-ratio test is not available with leave_out='gene'; use the Wald test"
-        )
-    if test == "lrt" and delta == "refit" and method != "ml":
-        raise ValueError(
-            "a likelihood-ratio test with delta='refit' compares ML fits: use method='ml'"
-        )
-    if not (isinstance(delta, (int, float)) or delta in ("null", "refit")):
-        raise ValueError(f"delta must be 'null', 'refit' or a positive number, got {delta!r}")
-    if isinstance(delta, (int, float)) and not delta > 0:
-        raise ValueError(f"a fixed delta must be positive, got {delta}")
-
+    check_lmm_options(
+        method=method, delta=delta, leave_out=leave_out, test=test, precision=precision
+    )
     matrix, names = as_matrix(expression, gene_names)
     xp = namespace(matrix)
     n, g = matrix.shape
-    y_np, x_np = fixed_design(trait, covariates, n)
-    dev = device(matrix)
-    y = xp.asarray(y_np, dtype=xp.float64, device=dev)
-    x = xp.asarray(x_np, dtype=xp.float64, device=dev)
-
+    fixed_design(trait, covariates, n)  # checks shapes before the kinship is built
     in_kinship = (
         np.ones(g, dtype=bool)
         if kinship_genes is None
@@ -726,116 +999,34 @@ def lmm_scan(
     if in_kinship.shape != (g,):
         raise ValueError(f"kinship_genes must be a boolean mask of length {g}")
     if eigensystem is None:
-        usable = in_kinship & ~_constant_genes(xp, matrix)[2]
-        if not usable.any():
-            raise ValueError("no non-constant genes left to build the kinship")
-        kinship_matrix = (
-            matrix
-            if usable.all()
-            else xp.take(matrix, xp.asarray(np.flatnonzero(usable), device=dev), axis=1)
-        )
-        eigensystem = eigensystem_from_expression(kinship_matrix)
-        in_kinship = usable
+        eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
     elif eigensystem.n_samples != n:
         raise ValueError(f"eigensystem is for {eigensystem.n_samples} samples, expression has {n}")
-    if leave_out == "gene" and eigensystem.n_genes < 2:
-        raise ValueError(
-            "leave_out='gene' needs the number of genes that built K (Eigensystem.n_genes ≥ 2)"
+    if namespace(eigensystem.vectors) is not xp:
+        eigensystem = Eigensystem(
+            xp.asarray(to_numpy(eigensystem.values), device=device(matrix)),
+            xp.asarray(to_numpy(eigensystem.vectors), device=device(matrix)),
+            n_genes=eigensystem.n_genes,
+            min_eigenvalue=eigensystem.min_eigenvalue,
         )
-    n_k = eigensystem.n_genes
-    leave_np = np.where(in_kinship, 1.0 / max(n_k, 1), 0.0) if leave_out == "gene" else np.zeros(g)
-    # δ' = δ·(G_K−1)/G_K for genes removed from their own kinship
-    shrink_np = np.where(leave_np > 0, (n_k - 1.0) / max(n_k, 1), 1.0)
-    leave = xp.asarray(leave_np, device=dev)
-    shrink = xp.asarray(shrink_np, device=dev)
-
-    comp = _Components.from_eigensystem(eigensystem, xp, dev)
-    design = _Design(
-        y=y,
-        x=x,
-        pxx=comp.products(x, x),
-        pxy=comp.products(x, y[:, None])[:, :, 0],
-        pyy=comp.products(y[:, None], y[:, None])[:, 0, 0],
-    )
-    null = fit_null_model(
-        y_np,
+    plan = prepare_lmm(
+        trait,
         eigensystem,
-        covariates=x_np[:, 1:] if x_np.shape[1] > 1 else None,
+        covariates=covariates,
         method=method,
+        delta=delta,
+        leave_out=leave_out,
+        test=test,
+        standardize=standardize,
         log_delta_bounds=log_delta_bounds,
+        n_nodes=n_nodes,
+        precision=precision,
     )
-    logdet_xtx = float(np.linalg.slogdet(x_np.T @ x_np)[1])
-    xtx_inv = xp.asarray(np.linalg.inv(x_np.T @ x_np), device=dev)
-    base_delta = null.delta if delta == "null" else (None if delta == "refit" else float(delta))
-    whiteners: dict[float, _Whitener] = {}
-    numpy_eig = eigensystem if is_numpy_namespace(xp) else None
-
-    chunk = chunk_size or default_chunk_size(
-        n, budget_bytes=memory_budget(matrix), n_arrays=8 + 2 * x_np.shape[1]
-    )
-    out = {key: np.full(g, np.nan) for key in ("beta", "se", "stat", "pvalue", "delta")}
-    df_wald = n - x_np.shape[1] - 1
+    chunk = chunk_size or lmm_chunk_size(n, plan.c, matrix)
+    parts = []
     for start in range(0, g, chunk):
         stop = min(start + chunk, g)
-        mean, sd_safe, constant = _constant_genes(xp, matrix[:, start:stop])
-        z = (matrix[:, start:stop] - mean) / sd_safe
-        xz = x.T @ z
-        # a standardised gene has zᵀz = N (ddof 0); a constant one is all zeros
-        ztz = xp.asarray(np.where(constant, 0.0, float(n)), device=dev)
-        ftf_schur = ztz - xp.sum(xz * (xtx_inv @ xz), axis=0)
-        with errstate(xp):
-            const = _Constants(n, x_np.shape[1], logdet_xtx + xp.log(ftf_schur), leave[start:stop])
-        if delta == "refit":
-            block = _RotatedBlock.rotate(comp, design, z)
-            log_dp, st = _refit_block(comp, design, block, const, method, log_delta_bounds, n_nodes)
-            delta_used = xp.exp(log_dp) / shrink[start:stop]
-        else:
-            delta_used = xp.full(stop - start, base_delta, dtype=xp.float64, device=dev)
-            st = _fixed_delta_block(
-                comp,
-                design,
-                numpy_eig,
-                z,
-                const,
-                method,
-                delta_used * shrink[start:stop],
-                whiteners,
-            )
-        st = {key: to_numpy(value) for key, value in st.items()}
-        if test == "wald":
-            stat = st["beta"] / st["se"]
-            pvalue = two_sided_t_pvalue(stat, df_wald)
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if delta == "refit":  # both models at their own ML optimum
-                    stat = 2.0 * (st["loglik_ml"] - null.loglik)
-                else:  # both models at the same δ: 2(ℓ1 − ℓ0) = N log(RSS0 / RSS1)
-                    stat = n * np.log(st["rss0"] / st["rss"])
-            stat = np.maximum(stat, 0.0)
-            pvalue = stats.chi2.sf(stat, 1)
-        scale = 1.0 if standardize else to_numpy(sd_safe)
-        out["beta"][start:stop] = st["beta"] / scale
-        out["se"][start:stop] = st["se"] / scale
-        out["stat"][start:stop] = stat
-        out["pvalue"][start:stop] = pvalue
-        out["delta"][start:stop] = to_numpy(delta_used)
-        for key in ("beta", "se", "stat", "pvalue"):
-            out[key][start:stop][constant] = np.nan
+        parts.append(lmm_block(plan, matrix[:, start:stop], in_kinship[start:stop]))
         if progress is not None:
             progress(stop, g)
-    frame = pd.DataFrame(
-        {
-            "gene": names,
-            "beta": out["beta"],
-            "se": out["se"],
-            "stat": out["stat"],
-            "df": np.full(g, float(df_wald)) if test == "wald" else np.ones(g),
-            "pvalue": out["pvalue"],
-            "padj": benjamini_hochberg(out["pvalue"]),
-            "h2": 1.0 / (1.0 + out["delta"]),
-            "delta": out["delta"],
-        },
-        columns=LMM_COLUMNS,
-    )
-    frame.attrs["null_model"] = null
-    return frame
+    return lmm_table(plan, names, parts)

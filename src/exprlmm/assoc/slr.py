@@ -17,6 +17,8 @@ identical to R's ``lm(y ~ covariates + x_k)``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +32,75 @@ from exprlmm.assoc._common import (
     memory_budget,
     two_sided_t_pvalue,
 )
+
+
+@dataclass(frozen=True)
+class SlrPlan:
+    """The covariate projection and the residualised trait, shared by all gene blocks."""
+
+    q_basis: object  # N × c orthonormal basis of X
+    r_y: object  # M y
+    ryy: float
+    df: int
+    standardize: bool
+
+
+def prepare_slr(trait, *, covariates=None, n_samples: int, xp=np, dev=None, standardize=True):
+    """Project the covariates out of the trait once (see :func:`slr_scan`)."""
+    y_np, x_np = fixed_design(trait, covariates, n_samples)
+    q_basis = xp.asarray(np.linalg.qr(x_np)[0], device=dev)
+    y = xp.asarray(y_np, device=dev)
+    r_y = y - q_basis @ (q_basis.T @ y)
+    return SlrPlan(
+        q_basis, r_y, float(xp.sum(r_y * r_y)), n_samples - x_np.shape[1] - 1, standardize
+    )
+
+
+def slr_block(plan: SlrPlan, block) -> dict[str, np.ndarray]:
+    """``beta`` and ``se`` (host arrays; NaN for degenerate genes) of one ``N × g`` block."""
+    xp = namespace(block)
+    q_basis = plan.q_basis
+    sd = xp.std(block, axis=0)
+    sd = xp.where(sd > 0, sd, 1.0)
+    if plan.standardize:
+        block = (block - xp.mean(block, axis=0)) / sd
+    r_x = block - q_basis @ (q_basis.T @ block)
+    rxx = xp.sum(r_x * r_x, axis=0)
+    scale = xp.sum(block * block, axis=0)
+    with errstate(xp):
+        b = (plan.r_y @ r_x) / rxx
+        rss = plan.ryy - b * b * rxx
+        rss = xp.where(rss > 0, rss, 0.0)
+        s = xp.sqrt(rss / plan.df / rxx)
+    degenerate = to_numpy(rxx <= 1e-12 * scale)
+    b, s = np.array(to_numpy(b), dtype=np.float64), np.array(to_numpy(s), dtype=np.float64)
+    b[degenerate] = np.nan
+    s[degenerate] = np.nan
+    return {"beta": b, "se": s}
+
+
+def slr_table(plan: SlrPlan, names, parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Assemble block results (in gene order) into the tidy table; BH over all genes."""
+    beta = np.concatenate([p["beta"] for p in parts])
+    se = np.concatenate([p["se"] for p in parts])
+    g = beta.shape[0]
+    if len(names) != g:
+        raise ValueError(f"{len(names)} gene names for {g} results")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = beta / se
+    pvalue = two_sided_t_pvalue(stat, plan.df)
+    return pd.DataFrame(
+        {
+            "gene": list(names),
+            "beta": beta,
+            "se": se,
+            "stat": stat,
+            "df": np.full(g, float(plan.df)),
+            "pvalue": pvalue,
+            "padj": benjamini_hochberg(pvalue),
+        },
+        columns=RESULT_COLUMNS,
+    )
 
 
 def slr_scan(
@@ -68,48 +139,14 @@ def slr_scan(
     matrix, names = as_matrix(expression, gene_names)
     xp = namespace(matrix)
     n, g = matrix.shape
-    y_np, x_np = fixed_design(trait, covariates, n)
-    dev = device(matrix)
-    q_basis = xp.asarray(np.linalg.qr(x_np)[0], device=dev)
-    y = xp.asarray(y_np, device=dev)
-    r_y = y - q_basis @ (q_basis.T @ y)
-    ryy = float(xp.sum(r_y * r_y))
-    df = n - x_np.shape[1] - 1
-    chunk = chunk_size or default_chunk_size(n, budget_bytes=memory_budget(matrix))
-    beta = np.empty(g)
-    se = np.empty(g)
-    for start in range(0, g, chunk):
-        stop = min(start + chunk, g)
-        block = matrix[:, start:stop]
-        sd = xp.std(block, axis=0)
-        sd = xp.where(sd > 0, sd, 1.0)
-        if standardize:
-            block = (block - xp.mean(block, axis=0)) / sd
-        r_x = block - q_basis @ (q_basis.T @ block)
-        rxx = xp.sum(r_x * r_x, axis=0)
-        scale = xp.sum(block * block, axis=0)
-        with errstate(xp):
-            b = (r_y @ r_x) / rxx
-            rss = ryy - b * b * rxx
-            rss = xp.where(rss > 0, rss, 0.0)
-            s = xp.sqrt(rss / df / rxx)
-        degenerate = to_numpy(rxx <= 1e-12 * scale)
-        b, s = to_numpy(b).copy(), to_numpy(s).copy()
-        b[degenerate] = np.nan
-        s[degenerate] = np.nan
-        beta[start:stop] = b
-        se[start:stop] = s
-    stat = beta / se
-    pvalue = two_sided_t_pvalue(stat, df)
-    return pd.DataFrame(
-        {
-            "gene": names,
-            "beta": beta,
-            "se": se,
-            "stat": stat,
-            "df": np.full(g, float(df)),
-            "pvalue": pvalue,
-            "padj": benjamini_hochberg(pvalue),
-        },
-        columns=RESULT_COLUMNS,
+    plan = prepare_slr(
+        trait,
+        covariates=covariates,
+        n_samples=n,
+        xp=xp,
+        dev=device(matrix),
+        standardize=standardize,
     )
+    chunk = chunk_size or default_chunk_size(n, budget_bytes=memory_budget(matrix))
+    parts = [slr_block(plan, matrix[:, i : min(i + chunk, g)]) for i in range(0, g, chunk)]
+    return slr_table(plan, names, parts)

@@ -11,7 +11,8 @@ every scan (:class:`Eigensystem`). Eigenvalues below ``min_eigenvalue`` (default
 ``1e-6``, PyLMM's value) are clipped to it, so ``K + δI`` is well conditioned for every
 ``δ > 0``. When fewer genes than samples build ``K`` the thin SVD of ``Z`` gives the
 non-zero part of the spectrum in ``O(N·G·min(N, G))`` and the orthogonal complement is
-represented implicitly, with the clipped eigenvalue.
+represented implicitly, with the clipped eigenvalue. For very large ``N`` a randomized
+SVD keeps only the leading components (``rank=``), through the same low-rank path.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def standardize(expression, *, ddof: int = 0):
     return centred / sd
 
 
-def kinship_from_expression(expression, *, standardized: bool = False, chunk_size: int = 4096):
+def kinship_from_expression(
+    expression, *, standardized: bool = False, chunk_size: int = 4096, precision: str = "float64"
+):
     r"""Kinship :math:`K = Z Z^\top / G = \sum_{\text{blocks } b} Z_b Z_b^\top / G`.
 
     Accumulated over blocks of genes, so no standardised copy of the whole matrix is held.
@@ -68,13 +71,19 @@ def kinship_from_expression(expression, *, standardized: bool = False, chunk_siz
         ``True`` if ``expression`` is already per-gene standardised (``ddof = 0``).
     chunk_size
         Genes per block.
+    precision
+        ``"float32"``: the products ``Z_b Z_bᵀ`` (standardised in float64) run and
+        accumulate in float32, and ``K`` is float32.
     """
     xp = array_namespace(expression)
     n, g = expression.shape
-    kinship = xp.zeros((n, n), dtype=expression.dtype, device=device(expression))
+    dtype = xp.float32 if precision == "float32" else expression.dtype
+    kinship = xp.zeros((n, n), dtype=dtype, device=device(expression))
     for start in range(0, g, chunk_size):
         block = expression[:, start : min(start + chunk_size, g)]
         z = block if standardized else standardize(block)
+        if z.dtype != dtype:
+            z = xp.astype(z, dtype)
         kinship += z @ z.T
     return kinship / g
 
@@ -144,7 +153,15 @@ def eigensystem(kinship, *, n_genes: int = 0, min_eigenvalue: float = MIN_EIGENV
 
 
 def eigensystem_from_expression(
-    expression, *, standardized: bool = False, min_eigenvalue: float = MIN_EIGENVALUE
+    expression,
+    *,
+    standardized: bool = False,
+    min_eigenvalue: float = MIN_EIGENVALUE,
+    precision: str = "float64",
+    rank: int | None = None,
+    seed: int = 0,
+    power_iterations: int = 2,
+    oversampling: int = 10,
 ) -> Eigensystem:
     r"""Eigensystem of :math:`K = Z Z^\top / G` straight from expression.
 
@@ -152,14 +169,65 @@ def eigensystem_from_expression(
     ``G < N`` the thin SVD :math:`Z = U Σ V^\top` gives :math:`s = Σ^2 / G` and ``U``
     (``N × G``) in ``O(N G²)``; the complement of ``U`` carries the clipped eigenvalue,
     exactly as the clipped zero eigenvalues of the full decomposition would.
+
+    Parameters
+    ----------
+    precision
+        ``"float32"`` forms ``ZZᵀ`` (or the thin SVD) and ``eigh`` in float32; the
+        eigensystem is returned in float64.
+    rank
+        Keep only the leading ``rank`` components, from a randomized SVD of ``Z``
+        (:func:`randomized_svd`, ``O(N·G·rank)``):
+        :math:`K \approx U_R \operatorname{diag}(Σ_R^2/G) U_R^\top + \bar s\,(I - U_R U_R^\top)`,
+        the discarded eigenvalues replaced by their mean
+        :math:`\bar s = (\operatorname{tr} K - \sum_R Σ_R^2/G)/(N - R)` (the trace is kept;
+        stored as the complement's ``min_eigenvalue``). For very large ``N``; the accuracy
+        cost is measured in ``benchmarks/README.md``. Needs a numpy array.
+    seed, power_iterations, oversampling
+        Of the randomized SVD (deterministic for a given seed and engine).
     """
+    if precision not in ("float64", "float32"):
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
     xp = array_namespace(expression)
     n, g = expression.shape
+    if rank is not None:
+        if not 1 <= rank <= min(n, g):
+            raise ValueError(
+                f"kinship rank {rank} must be between 1 and min(samples, genes) = {min(n, g)}"
+            )
+        z = np.asarray(expression if standardized else standardize(expression))
+        u, sigma = randomized_svd(
+            z.astype(precision, copy=False),
+            rank,
+            seed=seed,
+            power_iterations=power_iterations,
+            oversampling=oversampling,
+        )
+        values = np.maximum(sigma.astype(np.float64) ** 2 / g, min_eigenvalue)
+        # the discarded spectrum is replaced by its mean (trace-preserving), not by zero
+        trace = float(np.einsum("ij,ij->", z, z, dtype=np.float64)) / g
+        rest = (trace - values.sum()) / (n - rank) if rank < n else min_eigenvalue
+        complement = max(rest, min_eigenvalue)
+        return Eigensystem(values, u.astype(np.float64), n_genes=g, min_eigenvalue=complement)
     if g >= n:
-        kinship = kinship_from_expression(expression, standardized=standardized)
-        return eigensystem(kinship, n_genes=g, min_eigenvalue=min_eigenvalue)
+        if precision == "float64":
+            kinship = kinship_from_expression(expression, standardized=standardized)
+            return eigensystem(kinship, n_genes=g, min_eigenvalue=min_eigenvalue)
+        kinship = kinship_from_expression(
+            expression, standardized=standardized, precision=precision
+        )
+        eig = eigensystem(kinship, n_genes=g, min_eigenvalue=min_eigenvalue)
+        return Eigensystem(
+            xp.astype(eig.values, xp.float64),
+            xp.astype(eig.vectors, xp.float64),
+            n_genes=g,
+            min_eigenvalue=min_eigenvalue,
+        )
     z = expression if standardized else standardize(expression)
+    if precision == "float32":
+        z = xp.astype(z, xp.float32)
     u, sigma, _ = xp.linalg.svd(z, full_matrices=False)
+    u, sigma = xp.astype(u, xp.float64), xp.astype(sigma, xp.float64)
     values = sigma * sigma / g
     values = xp.where(
         values < min_eigenvalue,
@@ -167,3 +235,62 @@ def eigensystem_from_expression(
         values,
     )
     return Eigensystem(values, u, n_genes=g, min_eigenvalue=min_eigenvalue)
+
+
+def randomized_svd(
+    z: np.ndarray,
+    rank: int,
+    *,
+    seed: int = 0,
+    power_iterations: int = 2,
+    oversampling: int = 10,
+    engine: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Leading ``rank`` left singular vectors and singular values of ``z`` (``N × G``).
+
+    Halko, Martinsson & Tropp (2011), Algorithm 4.4: a Gaussian sketch
+    :math:`Y = Z\Omega` (``Ω`` of ``G × (rank + oversampling)``), ``power_iterations``
+    re-orthonormalised power steps :math:`Q \leftarrow \operatorname{qr}(Z\,\operatorname{qr}(Z^\top Q))`,
+    then the exact SVD of the small :math:`B = Q^\top Z = \hat U Σ V^\top` and
+    :math:`U = Q\hat U`. When ``rank + oversampling ≥ min(N, G)`` the sketch spans the whole
+    column space and the result is the exact SVD (to rounding).
+
+    ``engine="dask"`` uses :func:`dask.array.linalg.svd_compressed` (the same algorithm, run
+    on the active dask scheduler, e.g. a distributed cluster), ``"numpy"`` the in-memory
+    version; ``"auto"`` picks dask when it is installed. Results depend on the engine and
+    the seed, and are deterministic for both.
+    """
+    n, g = z.shape
+    if engine == "auto":
+        try:
+            import dask.array
+        except ImportError:
+            engine = "numpy"
+        else:
+            engine = "dask"
+    sketch = min(rank + oversampling, n, g)
+    if engine == "dask":
+        import dask
+        import dask.array as da
+
+        arr = da.from_array(z, chunks=(n, max(min(g, 4096), sketch)))
+        u, s, _ = da.linalg.svd_compressed(
+            arr,
+            k=sketch,
+            n_power_iter=power_iterations,
+            n_oversamples=0,
+            seed=seed,
+            coerce_signs=False,
+        )
+        u, s = dask.compute(u, s)
+        return np.asarray(u)[:, :rank], np.asarray(s)[:rank]
+    if engine != "numpy":
+        raise ValueError(f"engine must be 'auto', 'dask' or 'numpy', got {engine!r}")
+    rng = np.random.default_rng(seed)
+    omega = rng.standard_normal((g, sketch)).astype(z.dtype, copy=False)
+    q = np.linalg.qr(z @ omega)[0]
+    for _ in range(power_iterations):
+        q = np.linalg.qr(z.T @ q)[0]
+        q = np.linalg.qr(z @ q)[0]
+    u_small, s, _ = np.linalg.svd(q.T @ z, full_matrices=False)
+    return (q @ u_small)[:, :rank], s[:rank]
