@@ -75,7 +75,7 @@ def _ranked_weights(n: int, seed: int) -> np.ndarray:
 
 
 def test_tail_p_of_a_set_does_not_depend_on_the_other_sets() -> None:
-    # rulers run in one batch, each with its own random stream: same p alone or together
+    # each ruler has its own random stream: same p alone or together
     w = _ranked_weights(800, 5)
     ks = np.array([18, 40, 95, 25])
     es = np.array([0.55, -0.5, 0.35, 0.6])
@@ -122,19 +122,6 @@ def test_tail_p_matches_brute_force_within_stated_error() -> None:
     assert abs(z) < 3, (log2p, np.log2(brute), stated)
     # the stated error is the spread of single runs (not a gross under/over-statement)
     assert 0.5 < log2p.std(ddof=1) / stated.mean() < 2
-
-
-def test_memory_grouping_does_not_change_tail_p(monkeypatch: pytest.MonkeyPatch) -> None:
-    import exprlmm.gsea.multilevel as ml
-
-    w = _ranked_weights(600, 6)
-    args = (w, np.array([0.5, -0.55, 0.45]), np.array([16, 16, 30]))
-    kw = {"n_perm": 1000, "n_beyond": [0, 0, 0], "n_same_sign": [400, 400, 400], "seed": 2}
-    together = tail_pvalues(*args, **kw)
-    monkeypatch.setattr(ml, "_MEMBER_BYTES", 1)  # one ruler per group
-    one_by_one = tail_pvalues(*args, **kw)
-    np.testing.assert_array_equal(together.pvalue, one_by_one.pvalue)
-    np.testing.assert_array_equal(together.log2err, one_by_one.log2err)
 
 
 def test_set_equal_to_the_list_gets_a_tail_p() -> None:

@@ -56,6 +56,13 @@ log = logging.getLogger(__name__)
 @click.option("--tail-eps", type=float, default=1e-10, help="Smallest tail p-value estimated.")
 @click.option("--tail-sample-size", type=click.IntRange(min=3), default=101)
 @click.option(
+    "--tail-moves",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    help="MCMC effort per multilevel level (1 = fgsea's); raise it for small sets whose ES "
+    "one extreme gene carries (see docs/gsea.md).",
+)
+@click.option(
     "--q-extrapolation",
     type=click.Choice(["none", "loess"]),
     default="none",
@@ -95,6 +102,7 @@ def gsea(
     tail: str,
     tail_eps: float,
     tail_sample_size: int,
+    tail_moves: float,
     q_extrapolation: str,
     remove_genes: str | None,
     style: str,
@@ -133,6 +141,7 @@ def gsea(
         tail=tail,  # type: ignore[arg-type]
         tail_sample_size=tail_sample_size,
         tail_eps=tail_eps,
+        tail_moves=tail_moves,
         q_extrapolation=q_extrapolation,  # type: ignore[arg-type]
     )
     t0 = time.perf_counter()

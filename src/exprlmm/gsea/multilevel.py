@@ -26,20 +26,20 @@ two expected errors, `multilevel_error`). The multilevel estimate is therefore o
 where the permutations run out of resolution: with 10,000 permutations, sets with about 10
 or fewer same-signed null ES beyond the observed one.
 
-Implementation (fgsea's grouping, vectorised):
+Implementation (fgsea's grouping and effort, compiled MCMC in `exprlmm.gsea._kernels`):
 
 * one ruler per distinct (size, sign), extended to the largest |ES| among its sets; each
   set's p is read from the level at which its ES is reached;
-* all rulers run their MCMC in lockstep, one swap proposal per sample per step for every
-  sample of every ruler at once (flat numpy arrays, no Python loop over samples or rulers);
-  MCMC effort per level as fgsea: proposals until ``moves``·S·k/2 are accepted, then as many
-  steps again;
-* a proposal is decided in O(1) by a *witness* hit whose running-sum value after the swap is
-  updated incrementally (see `_run_rulers`); only the proposals the witness cannot accept
-  are scored in full (sorted positions, cumulative weights), so every accept/reject
-  decision is exactly the one a full rescoring gives;
-* each ruler draws from its own stream ``default_rng([seed, k, sign, 7])``, so a set's tail
-  p-value does not depend on which other sets are tested.
+* MCMC effort per level as fgsea: steps (one swap proposal per sample) until
+  ``moves``·S·k/2 swaps are accepted, then as many steps again;
+* the samples are sorted rows of hit positions; a proposal is decided in O(1) by a *witness*
+  hit whose running-sum value after the swap is updated incrementally, and otherwise by an
+  O(k) rescoring of the new set that stops once no later hit can reach the bound, so every
+  accept/reject decision is the one a full rescoring gives (see `exprlmm.gsea._kernels`);
+* each ruler draws its uniform numbers in numpy from its own stream
+  ``default_rng([seed, k, sign, 7])`` (the compiled kernel only consumes them), so a set's
+  tail p-value is deterministic for a seed and does not depend on which other sets are
+  tested.
 """
 
 from __future__ import annotations
@@ -51,17 +51,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import digamma, polygamma
 
+from exprlmm.gsea._kernels import mcmc_steps, score_population
 from exprlmm.gsea.null import sample_sorted_subsets
 
 __all__ = ["TailPvalues", "multilevel_error", "tail_pvalues"]
 
 _LN2 = math.log(2.0)
-#: Full scans pad rows to the largest size within this factor (size classes).
-_BATCH_RATIO = 2.5
-#: Padding of sample rows (sorts last; weight 0; very negative running sum).
-_PAD = 1 << 30
-#: Memory for the samples' membership flags of the rulers that run together.
-_MEMBER_BYTES = 256 * 2**20
 #: MCMC steps whose random numbers a ruler draws at once.
 _DRAWS = 64
 
@@ -74,13 +69,18 @@ def _var_per_level(a: float, b: float) -> float:
     return float(polygamma(1, a) - polygamma(1, b + 1))
 
 
+def _multilevel_error(pvalue: NDArray[np.float64], sample_size: int) -> NDArray[np.float64]:
+    levels = np.floor(-np.log2(pvalue) + 1)
+    per_level = polygamma(1, (sample_size + 1) / 2) - polygamma(1, sample_size + 1)
+    return np.sqrt(levels * per_level) / _LN2
+
+
 def multilevel_error(pvalue: float, sample_size: int) -> float:
-    """fgsea's expected log2 error of a multilevel estimate of ``pvalue``."""
-    levels = math.floor(-math.log2(pvalue) + 1)
-    return (
-        math.sqrt(levels * (polygamma(1, (sample_size + 1) / 2) - polygamma(1, sample_size + 1)))
-        / _LN2
-    )
+    """fgsea's expected log2 error of a multilevel estimate of ``pvalue``.
+
+    sqrt(⌊−log2 p + 1⌋ · (ψ'((S + 1)/2) − ψ'(S + 1))) / ln 2.
+    """
+    return float(_multilevel_error(np.array([pvalue], dtype=np.float64), sample_size)[0])
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,6 @@ class _Ruler:
         self,
         k: int,
         sample_size: int,
-        offset: int,
         target: float,
         eps: float,
         moves: float,
@@ -107,7 +106,6 @@ class _Ruler:
     ):
         self.k = k
         self.s = sample_size
-        self.offset = offset  # where this direction's weights start in the weight table
         self.target = target
         self.eps = eps
         self.rng = rng
@@ -118,6 +116,7 @@ class _Ruler:
         self.high: list[tuple[NDArray, NDArray]] = []
         self.low: list[tuple[NDArray, NDArray]] = []
         self.flat: tuple[NDArray, NDArray] = (np.zeros(0), np.zeros(0, dtype=bool))
+        self._cum: tuple[NDArray, NDArray] | None = None
 
     def split(
         self, sc: NDArray[np.float64], sg: NDArray[np.bool_]
@@ -161,19 +160,25 @@ class _Ruler:
             return min(1.0, math.exp(_beta_mean_log(num, s))), math.sqrt(
                 _var_per_level(num, s)
             ) / _LN2
-        adj = 0.0
-        var = 0.0
-        for bound, (hs, hg), (ls, lg) in zip(self.bounds, self.high, self.low, strict=True):
+        if self._cum is None:  # levels passed in full: running sums of their terms
+            nh = np.array([hs.size + 1 for hs, _ in self.high], dtype=np.float64)
+            self._cum = (
+                np.concatenate([[0.0], np.cumsum(digamma(nh) - digamma(s + 1))]),
+                np.concatenate([[0.0], np.cumsum(polygamma(1, nh) - polygamma(1, s + 1))]),
+            )
+        cum_adj, cum_var = self._cum
+        for lev, bound in enumerate(self.bounds):
             if es <= bound:
+                hs, hg = self.high[lev]
+                ls, lg = self.low[lev]
+                adj, var = float(cum_adj[lev]), float(cum_var[lev])
                 num = int(hg.sum()) + int((lg & (ls >= es)).sum())
                 if num == 0:
                     return math.exp(adj + _beta_mean_log(1, s)), math.nan
                 adj += _beta_mean_log(num, s)
                 var += _var_per_level(num, s)
                 return min(1.0, math.exp(adj)), math.sqrt(var) / _LN2
-            nh = hs.size + 1
-            adj += _beta_mean_log(nh, s)
-            var += _var_per_level(nh, s)
+        adj, var = float(cum_adj[-1]), float(cum_var[-1])
         hs, hg = self.high[-1]
         num = int((hg & (hs >= es)).sum())
         if num == 0:
@@ -183,219 +188,42 @@ class _Ruler:
         return min(1.0, math.exp(adj)), math.sqrt(var) / _LN2
 
 
-def _score_rows(
-    xs: NDArray[np.int32],
-    k_r: NDArray[np.intp],
-    wtab: NDArray[np.float64],
-    off_r: NDArray[np.intp],
-    inv_nk: NDArray[np.float64],
-    *,
-    sign: bool = False,
-) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
-    """Exact scores of sorted rows; row r holds ``k_r[r]`` hit positions, then `_PAD`.
+def _run_ruler(ru: _Ruler, w: NDArray[np.float64], n: int) -> None:
+    """Build the levels of one ruler; its MCMC runs in the compiled `mcmc_steps`.
 
-    In units of the row's total hit weight N_R (numerator form of `enrichment_scores`):
-    v_i = c_i − m_i · N_R/(N − k), ES⁺ = max_i v_i / N_R, ES ≥ 0 iff max v ≥ −min(v − w).
-    Padding entries get weight 0 and v ≈ −2³⁰ · N_R/(N − k), so they never win the max
-    (``sign`` needs rows without padding).
-
-    Returns ES⁺ · N_R (the numerator), whether ES ≥ 0 (all True unless ``sign``), the
-    argmax hit index, the cumulative weight there and N_R, per row.
+    The population is S sorted rows of hit positions (S × k int32); each sample's witness
+    (see `exprlmm.gsea._kernels`) is reset to its maximum at every level end. Random numbers come
+    from the ruler's own Generator, in blocks of `_DRAWS` steps (2 × S uniforms per step)
+    that carry over level ends, and ``rng.integers`` for the copies at each split.
     """
-    m, width = xs.shape
-    rows = np.arange(m)
-    ww = np.take(wtab, xs + off_r[:, None], mode="clip")  # padding -> trailing 0
-    cs = np.cumsum(ww, axis=1)
-    tot = cs[rows, k_r - 1]
-    lam = np.where(tot > 0, tot, 1.0) * inv_nk
-    v = xs - np.arange(width, dtype=np.int32)
-    v = v * -lam[:, None]
-    v += cs
-    am = v.argmax(axis=1)
-    num = v[rows, am]
-    if sign:
-        v -= ww
-        positive = num >= -v.min(axis=1)
-    else:
-        positive = np.ones(m, dtype=bool)
-    return num, positive, am, cs[rows, am], tot
-
-
-def _run_rulers(rulers: list[_Ruler], wtab: NDArray[np.float64], n: int) -> None:
-    """Build the levels of all rulers at once: their MCMC steps run in lockstep.
-
-    State per sample (one row): its k members in any order, a membership bitmap and a
-    *witness* hit P with the cumulative hit weight C up to P, the misses M before P and the
-    total weight N_R, so that the running sum at P after a proposed swap (drop member a,
-    add gene g) is known in O(1):
-
-        C' = C − w_a [a < P] + w_g [g < P],   M' = M + [a < P] − [g < P],
-        N_R' = N_R − w_a + w_g,               RES'(P) = C'/N_R' − M'/(N − k).
-
-    If RES'(P) > bound the swap is accepted (ES⁺' ≥ RES'(P)); otherwise (or when a = P) the
-    proposal is scored in full, exactly, and the witness moves to the new maximum. The
-    accept/reject decisions are therefore those of scoring every proposal in full, as fgsea
-    does. Rows of finished rulers are dropped as they accumulate.
-    """
-    s = rulers[0].s
-    nc = len(rulers)
-    ks = np.array([r.k for r in rulers], dtype=np.intp)
-    width = int(ks.max())
-    # size classes: full scans of one class are padded to the class's largest size only
-    cls = np.zeros(nc, dtype=np.intp)
-    lo = int(ks.min())
-    for c in range(nc):
-        while ks[c] > lo * _BATCH_RATIO ** (cls[c] + 1):
-            cls[c] += 1
-    cls_width = {int(c): int(ks[cls == c].max()) for c in np.unique(cls)}
-    has_zero = bool((wtab[:n] <= 0).any())
-
-    chain = np.repeat(np.arange(nc), s)  # ruler of each row
-    k_r = ks[chain]
-    off_r = np.array([r.offset for r in rulers], dtype=np.intp)[chain]
-    nk = (n - k_r).astype(np.float64)
-    inv_nk = np.divide(1.0, nk, out=np.zeros_like(nk), where=nk > 0)
-    cls_r = cls[chain]
-    x = np.full((nc * s, width), _PAD, dtype=np.int32)
-    member = np.zeros((nc * s, n), dtype=bool)
-    wit_p = np.zeros(nc * s, dtype=np.int64)
-    wit_c = np.zeros(nc * s)
-    wit_m = np.zeros(nc * s, dtype=np.int64)
-    wit_tot = np.zeros(nc * s)
-    bound_r = np.full(nc * s, 2.0)  # above any ES⁺: rows not (or no longer) sampling
-    first = np.arange(nc) * s  # first row of each ruler (-1 once dropped)
-
-    active = np.ones(nc, dtype=bool)
-    phase2 = np.zeros(nc, dtype=bool)
-    steps = np.zeros(nc, dtype=np.int64)
-    accepted = np.zeros(nc, dtype=np.int64)
-    target2 = np.zeros(nc, dtype=np.int64)
-    need = np.array([r.need for r in rulers], dtype=np.int64)
-    max_steps = np.array([r.max_steps for r in rulers], dtype=np.int64)
-    n_dead_rows = 0
-    # zeros, not empty: rows of finished rulers are still indexed (harmlessly) until compacted
-    draws = np.zeros((nc * s, 2 * _DRAWS))
-    step = 0
-
-    def level_end(ci: int) -> None:
-        nonlocal n_dead_rows
-        ru = rulers[ci]
-        k = ru.k
-        r0 = int(first[ci])
-        sl = slice(r0, r0 + s)
-        xs = np.sort(x[sl, :k], axis=1)
-        x[sl, :k] = xs
-        num, sg, am, cam, tot = _score_rows(xs, k_r[sl], wtab, off_r[sl], inv_nk[sl], sign=True)
-        steps[ci] = accepted[ci] = 0
-        phase2[ci] = False
-        res = ru.split(num / np.where(tot > 0, tot, 1.0), sg)
+    s, k = ru.s, ru.k
+    x = sample_sorted_subsets(ru.rng, n, k, s)
+    es_plus = np.empty(s)
+    positive = np.empty(s, dtype=np.bool_)
+    wit_p = np.empty(s, dtype=np.int64)
+    wit_c = np.empty(s)
+    wit_m = np.empty(s, dtype=np.int64)
+    wit_t = np.empty(s)
+    witness = (wit_p, wit_c, wit_m, wit_t)
+    draws = np.empty((0, 2, s))
+    col = 0
+    while True:
+        score_population(x, w, n, es_plus, positive, *witness)
+        res = ru.split(es_plus, positive)
         if res is None:
-            active[ci] = False
-            member[sl] = True  # every proposal is "already a member": rows stay frozen
-            n_dead_rows += s
             return
         bound, dst, src = res
-        wit_p[sl] = xs[np.arange(s), am]
-        wit_c[sl] = cam
-        wit_m[sl] = wit_p[sl] - am
-        wit_tot[sl] = tot
-        rd, rs = r0 + dst, r0 + src
-        member[rd[:, None], x[rd, :k]] = False
-        x[rd] = x[rs]
-        member[rd[:, None], x[rd, :k]] = True
-        for arr in (wit_p, wit_c, wit_m, wit_tot):
-            arr[rd] = arr[rs]
-        bound_r[sl] = bound
-
-    for ci, ru in enumerate(rulers):
-        r0 = ci * s
-        xs = sample_sorted_subsets(ru.rng, n, ru.k, s)
-        x[r0 : r0 + s, : ru.k] = xs
-        member[np.arange(r0, r0 + s)[:, None], xs] = True
-        level_end(ci)
-
-    while active.any():
-        if n_dead_rows * 3 > chain.size:  # drop the rows of finished rulers
-            keep = active[chain]
-            chain, k_r, off_r, inv_nk, cls_r = (
-                arr[keep] for arr in (chain, k_r, off_r, inv_nk, cls_r)
-            )
-            x, member, draws = x[keep], member[keep], draws[keep]
-            wit_p, wit_c, wit_m, wit_tot, bound_r = (
-                arr[keep] for arr in (wit_p, wit_c, wit_m, wit_tot, bound_r)
-            )
-            first[:] = -1
-            first[chain[::s]] = np.arange(0, chain.size, s)
-            n_dead_rows = 0
-        big = chain.size
-        col = step % _DRAWS
-        if col == 0:  # each ruler draws from its own stream, a block of steps at a time
-            for ci in np.flatnonzero(active).tolist():
-                r0 = int(first[ci])
-                draws[r0 : r0 + s] = rulers[ci].rng.random((s, 2 * _DRAWS))
-        step += 1
-        j = (draws[:, col] * k_r).astype(np.intp)
-        g = (draws[:, _DRAWS + col] * n).astype(np.intp)
-        xf, mf = x.reshape(-1), member.reshape(-1)  # flat views: 1-D indexing is fast
-        xrow = np.arange(0, big * width, width)
-        mrow = np.arange(0, big * n, n)
-        a = xf.take(xrow + j)
-        fresh = ~mf.take(mrow + g)
-        wa = wtab[off_r + a]
-        wg = wtab[off_r + g]
-        tot = wit_tot - wa
-        tot += wg
-        a_lt = a < wit_p
-        g_lt = g < wit_p
-        c2 = wit_c - wa * a_lt
-        c2 += wg * g_lt
-        m2 = wit_m + a_lt
-        m2 -= g_lt
-        tots = np.where(tot > 0, tot, 1.0) if has_zero else tot
-        ok_w = c2 - m2 * (tots * inv_nk) > bound_r * tots
-        ok_w &= fresh
-        ok_w &= a != wit_p
-        acc_w = np.flatnonzero(ok_w)
-        und = np.flatnonzero(fresh & ~ok_w)
-        if acc_w.size:
-            xf[xrow[acc_w] + j[acc_w]] = g[acc_w]
-            mf[mrow[acc_w] + a[acc_w]] = False
-            mf[mrow[acc_w] + g[acc_w]] = True
-            wit_c[acc_w] = c2[acc_w]
-            wit_m[acc_w] = m2[acc_w]
-            wit_tot[acc_w] = tot[acc_w]
-        n_acc = np.bincount(chain[acc_w], minlength=nc)
-        if und.size:
-            cu = cls_r[und]
-            for c in np.unique(cu).tolist() if cu.min() != cu.max() else [int(cu[0])]:
-                ui = und[cu == c] if cu.min() != cu.max() else und
-                kw = cls_width[c]
-                xp = x[ui, :kw]
-                xp.reshape(-1)[np.arange(0, ui.size * kw, kw) + j[ui]] = g[ui]
-                xp.sort(axis=1)
-                num, _, am, cam, tot_u = _score_rows(xp, k_r[ui], wtab, off_r[ui], inv_nk[ui])
-                ok_u = num > bound_r[ui] * np.where(tot_u > 0, tot_u, 1.0)
-                acc_u = ui[ok_u]
-                if acc_u.size:
-                    x[acc_u, :kw] = xp[ok_u]
-                    mf[mrow[acc_u] + a[acc_u]] = False
-                    mf[mrow[acc_u] + g[acc_u]] = True
-                    amu = am[ok_u]
-                    wit_p[acc_u] = xp[ok_u, amu]
-                    wit_c[acc_u] = cam[ok_u]
-                    wit_m[acc_u] = wit_p[acc_u] - amu
-                    wit_tot[acc_u] = tot_u[ok_u]
-                    n_acc += np.bincount(chain[acc_u], minlength=nc)
-        steps += active
-        accepted += np.where(phase2, 0, n_acc)
-        start2 = active & ~phase2 & ((accepted >= need) | (steps >= max_steps))
-        ends = np.flatnonzero(active & phase2 & (steps >= target2))
-        if start2.any():
-            target2[start2] = steps[start2]
-            steps[start2] = 0
-            phase2[start2] = True
-        for ci in ends.tolist():
-            level_end(ci)
+        x[dst] = x[src]
+        for arr in witness:
+            arr[dst] = arr[src]
+        # steps, accepted, phase, phase-2 steps, need, max phase-1 steps
+        state = np.array([0, 0, 0, 0, ru.need, ru.max_steps], dtype=np.int64)
+        done = False
+        while not done:
+            if col == draws.shape[0]:
+                draws = ru.rng.random((_DRAWS, 2, s))
+                col = 0
+            col, done = mcmc_steps(x, *witness, w, n, bound, draws, col, state)
 
 
 def tail_pvalues(
@@ -435,37 +263,30 @@ def tail_pvalues(
     p = np.full(m, np.nan)
     err = np.full(m, np.nan)
     used = np.zeros(m, dtype=bool)
-    for i in range(m):
-        if ns[i] <= 0 or not np.isfinite(es[i]):
-            continue
-        crude = (nb[i] + 1) / (ns[i] + 1)
-        simple = math.sqrt(polygamma(1, nb[i] + 1) - polygamma(1, ns[i] + 1)) / _LN2
-        p[i] = crude
-        err[i] = simple
-        used[i] = multilevel_error(crude, s) < simple
+    ok = (ns > 0) & np.isfinite(es)
+    nb_ok, ns_ok = nb[ok], ns[ok]
+    crude = (nb_ok + 1) / (ns_ok + 1)
+    simple = np.sqrt(polygamma(1, nb_ok + 1) - polygamma(1, ns_ok + 1)) / _LN2
+    p[ok] = crude
+    err[ok] = simple
+    used[ok] = _multilevel_error(crude, s) < simple
     groups: dict[tuple[int, bool], list[int]] = {}
     for i in np.flatnonzero(used):
         groups.setdefault((int(sizes[i]), bool(es[i] >= 0)), []).append(int(i))
     n = w.size
-    # weight table: this list, a zero (the padding sentinel), the reversed list, a zero
-    wtab = np.concatenate([w, [0.0], w[::-1], [0.0]])
+    w_dir = {True: np.ascontiguousarray(w), False: np.ascontiguousarray(w[::-1])}
     rulers: dict[tuple[int, bool], _Ruler] = {}
     for (k, positive), members in sorted(groups.items()):
-        rulers[(k, positive)] = _Ruler(
+        ruler = _Ruler(
             k,
             s,
-            0 if positive else n + 1,
             max(abs(es[i]) for i in members),
             eps,
             moves,
             np.random.default_rng([int(seed), k, int(positive), 7]),
         )
-    # rulers run together in groups of similar size whose membership flags (S × N bytes per
-    # ruler) stay within _MEMBER_BYTES; results do not depend on the grouping
-    by_size = sorted(rulers.values(), key=lambda r: r.k)
-    per_group = max(1, _MEMBER_BYTES // (s * n))
-    for start in range(0, len(by_size), per_group):
-        _run_rulers(by_size[start : start + per_group], wtab, n)
+        _run_ruler(ruler, w_dir[positive], n)
+        rulers[(k, positive)] = ruler
     for (k, positive), members in groups.items():
         ruler = rulers[(k, positive)]
         for i in members:
