@@ -161,7 +161,7 @@ def covariate_matrix(samples: pd.DataFrame, numeric: list[str], categorical: lis
     return (np.column_stack(columns) if columns else None), names
 
 
-def _kinship_mask(settings: AssocSettings, genes: pd.Index) -> tuple[np.ndarray, dict[str, Any]]:
+def kinship_mask(settings: AssocSettings, genes: pd.Index) -> tuple[np.ndarray, dict[str, Any]]:
     """Which genes build K, from ``--kinship-genes`` / ``--kinship-exclude``."""
     mask = np.ones(len(genes), dtype=bool)
     info: dict[str, Any] = {}
@@ -244,7 +244,7 @@ def chunk_folder(output: str | Path, settings: AssocSettings) -> Path:
     return folder
 
 
-def _kinship_eigensystem(settings: AssocSettings, values, mask: np.ndarray):
+def kinship_eigensystem(settings: AssocSettings, values, mask: np.ndarray):
     """``K``'s eigensystem from the selected genes: exact, or randomized rank-R."""
     chosen = values if mask.all() else values[:, np.flatnonzero(mask).tolist()]
     if settings.kinship_rank is None:
@@ -263,7 +263,41 @@ def _kinship_eigensystem(settings: AssocSettings, values, mask: np.ndarray):
     )
 
 
-def _run_local(settings, expression, trait, covariates, delta, progress, timings):
+def run_slr_scan(settings: AssocSettings, values, trait, covariates, genes) -> pd.DataFrame:
+    """`slr_scan` with the options of ``settings``."""
+    return slr_scan(
+        values,
+        trait,
+        gene_names=genes,
+        covariates=covariates,
+        standardize=settings.standardize,
+        chunk_size=settings.chunk_size,
+    )
+
+
+def run_lmm_scan(
+    settings: AssocSettings, values, trait, covariates, genes, mask, eigensystem, *, progress=None
+) -> pd.DataFrame:
+    """`lmm_scan` with the options of ``settings`` (K's genes ``mask``, its ``eigensystem``)."""
+    return lmm_scan(
+        values,
+        trait,
+        covariates=covariates,
+        eigensystem=eigensystem,
+        kinship_genes=mask,
+        method=settings.method,
+        delta=settings.delta_value(),
+        leave_out=settings.leave_out,
+        test=settings.test,
+        standardize=settings.standardize,
+        gene_names=genes,
+        chunk_size=settings.chunk_size,
+        progress=progress,
+        precision=settings.precision,
+    )
+
+
+def _run_local(settings, expression, trait, covariates, progress, timings):
     """The scans in this process (numpy, torch or cupy); returns (tables, null, kinship info)."""
     tables, null, kinship_info = [], None, {}
     genes = list(expression.columns)
@@ -272,38 +306,16 @@ def _run_local(settings, expression, trait, covariates, delta, progress, timings
     )
     if settings.model in ("slr", "both"):
         t0 = time.perf_counter()
-        slr = slr_scan(
-            values,
-            trait,
-            gene_names=genes,
-            covariates=covariates,
-            standardize=settings.standardize,
-            chunk_size=settings.chunk_size,
-        )
+        slr = run_slr_scan(settings, values, trait, covariates, genes)
         timings["slr_s"] = time.perf_counter() - t0
         tables.append(slr.assign(model="slr", h2=np.nan, delta=np.nan))
     if settings.model in ("lmm", "both"):
         t0 = time.perf_counter()
-        mask, kinship_info = _kinship_mask(settings, expression.columns)
-        eig = _kinship_eigensystem(settings, values, mask)
+        mask, kinship_info = kinship_mask(settings, expression.columns)
+        eig = kinship_eigensystem(settings, values, mask)
         timings["kinship_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        lmm = lmm_scan(
-            values,
-            trait,
-            covariates=covariates,
-            eigensystem=eig,
-            kinship_genes=mask,
-            method=settings.method,
-            delta=delta,
-            leave_out=settings.leave_out,
-            test=settings.test,
-            standardize=settings.standardize,
-            gene_names=genes,
-            chunk_size=settings.chunk_size,
-            progress=progress,
-            precision=settings.precision,
-        )
+        lmm = run_lmm_scan(settings, values, trait, covariates, genes, mask, eig, progress=progress)
         timings["lmm_s"] = time.perf_counter() - t0
         null = lmm.attrs["null_model"]
         tables.append(lmm.assign(model="lmm"))
@@ -319,8 +331,8 @@ def _run_distributed(settings, expression, trait, covariates, delta, chunk_dir, 
     eig, mask, kinship_info = None, None, {}
     if "lmm" in models:
         t0 = time.perf_counter()
-        mask, kinship_info = _kinship_mask(settings, expression.columns)
-        eig = _kinship_eigensystem(settings, values, mask)
+        mask, kinship_info = kinship_mask(settings, expression.columns)
+        eig = kinship_eigensystem(settings, values, mask)
         timings["kinship_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with open_client(
@@ -429,7 +441,7 @@ def run_assoc(
                 )
             else:
                 tables, null, kinship_info = _run_local(
-                    settings, expression, trait, covariates, delta, progress, timings
+                    settings, expression, trait, covariates, progress, timings
                 )
         except ValueError as err:
             if isinstance(err, UserInputError):

@@ -63,6 +63,9 @@ ASSOC_KEYS = {
     "chunk_size": int,
     "backend": str,
     "device": str,
+    "precision": str,
+    "kinship_rank": int,
+    "kinship_seed": int,
 }
 ICNA_KEYS = {
     "value": str,

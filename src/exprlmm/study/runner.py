@@ -31,7 +31,6 @@ from tqdm.auto import tqdm
 
 from exprlmm import __version__
 from exprlmm._xp import to_backend
-from exprlmm.assoc.lmm import lmm_scan
 from exprlmm.assoc.slr import slr_scan
 from exprlmm.errors import UserInputError
 from exprlmm.gsea.engine import prerank
@@ -42,9 +41,14 @@ from exprlmm.io.record import environment, file_sha256, write_run_record
 from exprlmm.io.samples import read_sample_sheet, to_numeric_or_none
 from exprlmm.io.seg import read_seg
 from exprlmm.io.tables import write_table
-from exprlmm.kinship import eigensystem_from_expression
-from exprlmm.pipeline import AssocSettings, covariate_matrix
-from exprlmm.pipeline import _kinship_mask as kinship_mask
+from exprlmm.pipeline import (
+    AssocSettings,
+    covariate_matrix,
+    kinship_eigensystem,
+    kinship_mask,
+    run_lmm_scan,
+    run_slr_scan,
+)
 from exprlmm.scores.icna import IcnaSettings, icna_scores, is_tcga_barcode, is_tcga_tumor
 from exprlmm.study.config import CohortConfig, StudyConfig, to_toml
 from exprlmm.study.purity import (
@@ -261,41 +265,19 @@ def _scan(
     trait: np.ndarray,
     covariates: np.ndarray | None,
     settings: AssocSettings,
-    kinship_mask: np.ndarray | None,
+    kinship_genes: np.ndarray | None,
 ) -> pd.DataFrame:
-    """One model's scan on an in-memory cohort (``lmm_nopurity``: K from ``kinship_mask``)."""
+    """One model's scan on an in-memory cohort (LMM: K from the genes in ``kinship_genes``)."""
     values = to_backend(
         expression.to_numpy(dtype=np.float64), settings.backend, device_name=settings.device
     )
     genes = list(expression.columns)
     try:
         if model == "slr":
-            return slr_scan(
-                values,
-                trait,
-                covariates=covariates,
-                standardize=settings.standardize,
-                gene_names=genes,
-                chunk_size=settings.chunk_size,
-            )
-        mask = np.ones(len(genes), dtype=bool) if kinship_mask is None else kinship_mask
-        eig = eigensystem_from_expression(
-            values if mask.all() else values[:, np.flatnonzero(mask).tolist()]
-        )
-        return lmm_scan(
-            values,
-            trait,
-            covariates=covariates,
-            eigensystem=eig,
-            kinship_genes=mask,
-            method=settings.method,
-            delta=settings.delta_value(),
-            leave_out=settings.leave_out,
-            test=settings.test,
-            standardize=settings.standardize,
-            gene_names=genes,
-            chunk_size=settings.chunk_size,
-        )
+            return run_slr_scan(settings, values, trait, covariates, genes)
+        mask = np.ones(len(genes), dtype=bool) if kinship_genes is None else kinship_genes
+        eig = kinship_eigensystem(settings, values, mask)
+        return run_lmm_scan(settings, values, trait, covariates, genes, mask, eig)
     except ValueError as err:
         if isinstance(err, UserInputError):
             raise
