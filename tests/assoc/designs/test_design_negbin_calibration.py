@@ -11,7 +11,6 @@ nb_calibration_peers.R with edgeR 3.40.2): null rates to 1e-12, and the same num
 calls, FDP and power.
 """
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -19,28 +18,14 @@ import pandas as pd
 import pytest
 
 from exprlmm.assoc.designs.api import fit_design_negbin
-from exprlmm.assoc.designs.counts import calc_norm_factors, filter_by_expr
-from exprlmm.assoc.designs.formula import build_design
 
 REF = Path(__file__).resolve().parents[2] / "reference" / "designs"
 
 
-def _calibration_module():
-    spec = importlib.util.spec_from_file_location("design_calibration", REF / "calibration.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def results():
-    cal = _calibration_module()
-    mouse = pd.read_csv(REF / "mouse.tsv", sep="\t")
-    counts, tw, tu = cal.simulate(1000, mouse)
-    mouse = mouse.set_index("animal")
-    keep = filter_by_expr(counts, build_design("~ weight + urea", mouse).x)
-    c = counts[:, keep]
-    lib = c.sum(axis=1) * calc_norm_factors(c)
+def results(calibration_replicate):
+    rep = calibration_replicate
+    mouse, c, lib = rep.mouse, rep.counts, rep.lib_size
     frame = pd.DataFrame(c, index=mouse.index, columns=[f"g{i}" for i in range(c.shape[1])])
     runs = {
         "ql_fixed": ("~ weight + urea + C(group)", "ql"),
@@ -52,9 +37,9 @@ def results():
         res = fit_design_negbin(
             frame, mouse, formula, test=["weight", "urea"], lib_size=lib, test_method=kind
         )
-        for term, truth in (("weight", tw[keep]), ("urea", tu[keep])):
+        for term, truth in rep.truth.items():
             part = res.table[res.table.term == term]
-            out[name, term] = cal.evaluate(part.pvalue.to_numpy(), part.padj.to_numpy(), truth)
+            out[name, term] = rep.cal.evaluate(part.pvalue.to_numpy(), part.padj.to_numpy(), truth)
     return out
 
 
