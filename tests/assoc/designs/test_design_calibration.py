@@ -16,6 +16,7 @@ from exprlmm.assoc.designs.api import fit_design
 from exprlmm.assoc.designs.counts import voom
 from exprlmm.assoc.designs.formula import build_design
 
+
 @pytest.fixture(scope="module")
 def results(calibration_replicate):
     rep = calibration_replicate
