@@ -65,6 +65,8 @@ def test_outputs_are_those_documented(study_dict, tmp_path):
         assert list(table.columns) == columns, name
     for name in ("study.resolved.toml", "study.log", "report.html", "study.run.json"):
         assert (out / name).exists()
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "TOY: " in html and "purity-associated" in html and "Rank AUC" in html
     summary = pd.read_csv(folder / "purity_summary.tsv", sep="\t")
     assert summary["model"].tolist() == ["slr", "lmm", "lmm_nopurity"]
     purity = pd.read_csv(folder / "purity_genes.tsv", sep="\t")

@@ -675,7 +675,9 @@ def run_study(
                 out, highlight_terms=highlight, models=list(config.models), q_floor=q_floor
             )
             timings["total_s"] = time.perf_counter() - started
-            report_path = write_report(out, config=config.to_dict(), timings=timings)
+            report_path = write_report(
+                out, config=config.to_dict(), timings=timings, notes=_notes(out, config)
+            )
         write_run_record(
             out / "study.run.json",
             {
@@ -710,6 +712,25 @@ def run_study(
         steps_skipped=tuple(steps.skipped),
         timings=timings,
     )
+
+
+def _notes(out: Path, config: StudyConfig) -> list[str]:
+    """One plain sentence per cohort for the top of the report."""
+    notes = []
+    for c in config.cohorts:
+        table = _read(out / "cohorts" / c.name / "purity_summary.tsv").set_index("model")
+        first = table.iloc[0]
+        auc = ", ".join(f"{m} {row.rank_auc:.3f}" for m, row in table.iterrows())
+        hits = ", ".join(
+            f"{m} {int(row.n_trait_assoc)} ({int(row.n_overlap)} purity genes)"
+            for m, row in table.iterrows()
+        )
+        notes.append(
+            f"{c.name}: {int(first.n_purity_genes)} of {int(first.n_genes)} genes are "
+            f"purity-associated ({first.share_expected:.1%}). Rank AUC of the purity genes in "
+            f"each ranking (0.5 = no enrichment): {auc}. Genes at BH q < {first.fdr:g}: {hits}."
+        )
+    return notes
 
 
 def _check_gene_sets(config: StudyConfig, study: _Study) -> None:
