@@ -22,6 +22,7 @@ def _read_umask() -> int:
 # mkstemp creates files readable by the owner only; results get the usual 0666 & ~umask.
 _FILE_MODE = 0o666 & ~_read_umask()
 
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
