@@ -267,7 +267,7 @@ def write_figures(
     if nes_all is not None and "model" in nes_all.columns:
         n_cohorts = nes_all["cohort"].nunique() if "cohort" in nes_all.columns else 1
         for model in _ordered_models(nes_all["model"].astype(str).tolist(), models):
-            fig = _new_figure(10.0, 2.0 * (2.6 + 0.22 * n_cohorts))
+            fig = _new_figure(10.0, 2.0 * (4.0 + 0.22 * n_cohorts))  # room for set names
             top, bottom = fig.subplots(2, 1)
             for ax, direction in ((top, "positive"), (bottom, "negative")):
                 nes_heatmap(
