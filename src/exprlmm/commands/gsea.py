@@ -81,6 +81,15 @@ log = logging.getLogger(__name__)
     help="Column names of the output table.",
 )
 @click.option(
+    "--backend",
+    type=click.Choice(["numpy", "torch", "cupy"]),
+    default="numpy",
+    help="Array library for the fast-mode permutation null: numpy (CPU) or torch (GPU; extra "
+    "[gpu]); cupy is not supported for gsea yet. Statistics and tails stay on the host; never "
+    "a silent fall-back to the CPU.",
+)
+@click.option("--device", default=None, help="torch device for --backend torch (default: cuda).")
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
@@ -106,6 +115,8 @@ def gsea(
     q_extrapolation: str,
     remove_genes: str | None,
     style: str,
+    backend: str,
+    device: str | None,
     output: str,
 ) -> None:
     """Pre-ranked gene-set enrichment analysis (GSEA, Broad statistics).
@@ -143,6 +154,8 @@ def gsea(
         tail_eps=tail_eps,
         tail_moves=tail_moves,
         q_extrapolation=q_extrapolation,  # type: ignore[arg-type]
+        backend=backend,  # type: ignore[arg-type]
+        device=device,
     )
     t0 = time.perf_counter()
     res = prerank(scores, sets, settings, remove_genes=genes_out, exempt_sets=exempt)

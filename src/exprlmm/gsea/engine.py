@@ -114,7 +114,15 @@ class GseaSettings:
         ``"loess"``: also report ``fdr_loess``, the paper's LOESS extrapolation of q = 0.
     memory_limit_mb
         Keep the permutation null in memory up to this size; above it the null is
-        regenerated chunk by chunk (same numbers, bounded memory).
+        regenerated chunk by chunk (same numbers, bounded memory). With ``backend="torch"`` off
+        CUDA it also bounds the null's working memory (capped at 64 MiB; on CUDA: a quarter of
+        the free device memory).
+    backend
+        Array library for the fast-mode null: ``"numpy"`` (default) or ``"torch"`` (the null
+        is drawn and its ES computed on ``device``; observed ES, NES, p, FDR, FWER and the
+        multilevel tails stay on the host). ``"cupy"`` is not supported for GSEA yet.
+    device
+        torch device for ``backend="torch"`` (default ``"cuda"``).
     """
 
     permutations: int = 1000
@@ -129,6 +137,8 @@ class GseaSettings:
     tail_moves: float = 1.0
     q_extrapolation: Literal["none", "loess"] = "none"
     memory_limit_mb: float = 512.0
+    backend: Literal["numpy", "torch", "cupy"] = "numpy"
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.permutations < 1:
@@ -143,6 +153,19 @@ class GseaSettings:
             )
         if self.mode not in ("fast", "broad"):
             raise UserInputError(f"mode must be 'fast' or 'broad', got {self.mode!r}")
+        if self.backend not in ("numpy", "torch", "cupy"):
+            raise UserInputError(f"--backend {self.backend!r}: choose one of numpy, torch, cupy")
+        if self.backend == "cupy":
+            raise UserInputError(
+                "--backend cupy is not supported for gsea yet; use --backend torch or numpy"
+            )
+        if self.backend != "numpy" and self.mode == "broad":
+            raise UserInputError(
+                f"--mode broad runs on numpy only (GSEA 4.x's random stream); "
+                f"drop --backend {self.backend} or use --mode fast"
+            )
+        if self.device is not None and self.backend == "numpy":
+            raise UserInputError("--device applies to --backend torch only")
 
 
 @dataclass(frozen=True)
@@ -251,7 +274,12 @@ def prepare_sets(
 def _fast_null(
     weights: NDArray[np.float64], sizes: NDArray[np.int64], settings: GseaSettings
 ) -> tuple[NDArray[np.intp], Any]:
-    """Row of each set and a re-iterable chunk source for the fast-mode null."""
+    """Row of each set and a re-iterable chunk source for the fast-mode null.
+
+    With ``settings.backend == "torch"`` the weights move to the device here (a missing torch
+    or GPU is a `UserInputError` naming the ``exprlmm[gpu]`` extra) and the chunks come from
+    `exprlmm.gsea.null_torch.null_es_torch`; otherwise from `exprlmm.gsea.null.null_es_chunk`.
+    """
     uniq, row_of_set = np.unique(sizes, return_inverse=True)
     n_perm = settings.permutations
     width = min(CHUNK, n_perm)
@@ -259,12 +287,30 @@ def _fast_null(
     in_memory = uniq.size * n_perm * 4 <= settings.memory_limit_mb * 2**20
     cache: list[NDArray[np.float32]] = []
 
+    def numpy_chunks() -> Iterator[NDArray[np.float32]]:
+        for c, m in bounds:
+            yield null_es_chunk(weights, uniq, seed=settings.seed, chunk=c, n_perm=m)
+
+    source = numpy_chunks
+    if settings.backend == "torch":
+        from exprlmm._xp import to_backend
+        from exprlmm.gsea.null_torch import null_es_torch, torch_memory_budget
+
+        w_dev = to_backend(weights, "torch", device_name=settings.device)
+        budget = torch_memory_budget(w_dev.device, settings.memory_limit_mb)
+
+        def torch_chunks() -> Iterator[NDArray[np.float32]]:
+            yield from null_es_torch(
+                w_dev, uniq, seed=settings.seed, n_perm=n_perm, budget_bytes=budget
+            )
+
+        source = torch_chunks
+
     def gen() -> Iterator[NDArray[np.float32]]:
         if cache:
             yield from cache
             return
-        for c, m in bounds:
-            chunk = null_es_chunk(weights, uniq, seed=settings.seed, chunk=c, n_perm=m)
+        for chunk in source():
             if in_memory:
                 cache.append(chunk)
             yield chunk
@@ -327,13 +373,13 @@ def prerank(
 
         pstats = permutation_stats(es, row_of_set, chunks, shift=False)
     else:
+        row_of_set, chunks = _fast_null(weights, sizes, st)  # checks the backend first
         es = np.empty(len(sets.names))
         rank_at_es = np.empty(len(sets.names), dtype=np.int64)
         for i, pos in enumerate(sets.positions):
             r = enrichment_scores(pos[None, :], weights, n)
             es[i] = r.es[0]
             rank_at_es[i] = r.rank_at_es[0]
-        row_of_set, chunks = _fast_null(weights, sizes, st)
         pstats = permutation_stats(es, row_of_set, chunks, shift=True)
 
     rows = []

@@ -16,6 +16,9 @@ column different sets use different (independent) random sequences, as in the Br
 Permutations are generated in chunks of at most `CHUNK` columns; chunk c uses the generator
 ``numpy.random.default_rng([seed, c])``, so any chunk can be regenerated on its own and the
 result does not depend on how many chunks are held in memory at once.
+
+``backend="torch"`` computes the same null on a torch device instead
+(`exprlmm.gsea.null_torch`: prefixes of uniform random permutations, torch's random stream).
 """
 
 from __future__ import annotations
