@@ -71,6 +71,7 @@ class AssocSettings:
     kinship_rank: int | None = None
     kinship_seed: int = 0
     workers: int | None = None
+    worker_processes: bool = True
     scheduler: str | None = None
     scheduler_timeout: float = 10.0
 
@@ -195,6 +196,8 @@ def _check_scale_options(settings: AssocSettings) -> None:
         raise UserInputError("give either --workers N or --scheduler ADDRESS, not both")
     if settings.workers is not None and settings.workers < 1:
         raise UserInputError(f"--workers {settings.workers}: must be at least 1")
+    if not settings.worker_processes and settings.workers is None:
+        raise UserInputError("--worker-threads applies to a local cluster: add --workers N")
     if settings.distributed and settings.backend != "numpy":
         raise UserInputError(
             f"--backend {settings.backend} with --workers/--scheduler: the workers run numpy; "
@@ -211,7 +214,7 @@ def chunk_folder(output: str | Path, settings: AssocSettings) -> Path:
     """
     target = Path(output)
     folder = target.parent / f".{target.name}.chunks"
-    ignored = {"workers", "scheduler", "scheduler_timeout", "threads"}
+    ignored = {"workers", "worker_processes", "scheduler", "scheduler_timeout", "threads"}
     inputs = {}
     for key in ("expression", "samples", "scores", "kinship_genes", "kinship_exclude"):
         path = getattr(settings, key)
@@ -339,6 +342,7 @@ def _run_distributed(settings, expression, trait, covariates, delta, chunk_dir, 
         workers=settings.workers,
         scheduler=settings.scheduler,
         timeout=settings.scheduler_timeout,
+        processes=settings.worker_processes,
     ) as client:
         n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
         timings["cluster_start_s"] = time.perf_counter() - t0
@@ -370,8 +374,9 @@ def _run_distributed(settings, expression, trait, covariates, delta, chunk_dir, 
     if "lmm" in results:
         null = results["lmm"].attrs["null_model"]
         tables.append(results["lmm"].assign(model="lmm"))
+    kind = "processes" if settings.worker_processes else "threads"
     info = {
-        "scheduler": settings.scheduler or f"LocalCluster({settings.workers} processes)",
+        "scheduler": settings.scheduler or f"LocalCluster({settings.workers} {kind})",
         "n_workers": n_workers,
         **next(iter(results.values())).attrs["chunks"],
         "chunk_dir": None if chunk_dir is None else str(chunk_dir),

@@ -207,6 +207,26 @@ def test_workers_give_the_single_process_table(cohort_files, thread_cluster):
     assert not list(path.glob(".res.tsv.chunks*"))
 
 
+def test_worker_threads_give_the_single_process_table(cohort_files):
+    pytest.importorskip("distributed")
+    path, _, _ = cohort_files
+    single, out = _assoc(path, "-t", "trait", "--model", "lmm")
+    assert single.exit_code == 0, single.output
+    expected = pd.read_csv(out, sep="\t")
+    out.unlink()
+    args = ("-t", "trait", "--model", "lmm", "--workers", "2", "--worker-threads")
+    result, out = _assoc(path, *args, "--chunk-size", "9")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, sep="\t")
+    assert np.allclose(_neglog10(table.pvalue), _neglog10(expected.pvalue), atol=1e-8)
+    record = json.loads((path / "res.tsv.run.json").read_text())
+    assert record["distributed"]["scheduler"] == "LocalCluster(2 threads)"
+    out.unlink()
+    result, _ = _assoc(path, "-t", "trait", "--worker-threads")
+    assert result.exit_code == 2
+    assert "--worker-threads applies to a local cluster: add --workers N" in result.output
+
+
 def test_a_failed_distributed_run_leaves_no_table_and_resumes(
     cohort_files, thread_cluster, monkeypatch
 ):
