@@ -366,6 +366,23 @@ def nes_heatmap(
     return ax
 
 
+def _lines_vs_size(ax: Axes, stats: pd.DataFrame, key: str, values, labels) -> None:
+    """One mean ± sd line against ``size`` per value of ``key`` (a `_mean_sd` table)."""
+    for i, (value, label) in enumerate(zip(values, labels, strict=True)):
+        part = stats[stats[key] == value]
+        ax.errorbar(
+            part["size"].to_numpy(dtype=np.float64),
+            part["mean"].to_numpy(),
+            yerr=part["sd"].to_numpy(),
+            marker="o",
+            ms=3,
+            capsize=2,
+            lw=1.0,
+            color=f"C{i % 10}",
+            label=label,
+        )
+
+
 def subsample_nes_plot(
     subsample_gsea: pd.DataFrame,
     *,
@@ -397,19 +414,7 @@ def subsample_nes_plot(
     if not shown:
         return _no_data(ax, "subsampling GSEA")
     stats = _mean_sd(sub, ["term", "size"], "nes")
-    for i, term in enumerate(shown):
-        part = stats[stats["term"] == term]
-        ax.errorbar(
-            part["size"].to_numpy(dtype=np.float64),
-            part["mean"].to_numpy(),
-            yerr=part["sd"].to_numpy(),
-            marker="o",
-            ms=3,
-            capsize=2,
-            lw=1.0,
-            color=f"C{i % 10}",
-            label=_short(term),
-        )
+    _lines_vs_size(ax, stats, "term", shown, labels=[_short(t) for t in shown])
     ax.axhline(0.0, color="0.5", lw=0.6)
     ax.set_xlabel("subset size (samples)")
     ax.set_ylabel("NES (mean ± sd over repeats)")
@@ -440,19 +445,7 @@ def subsample_similarity_plot(similarity: pd.DataFrame, ax: Axes | None = None) 
         return _no_data(ax, "subsampling similarity")
     stats = _mean_sd(frame, ["cohort", "size"], "spearman")
     cohorts = sorted(set(stats["cohort"]))
-    for i, cohort in enumerate(cohorts):
-        part = stats[stats["cohort"] == cohort]
-        ax.errorbar(
-            part["size"].to_numpy(dtype=np.float64),
-            part["mean"].to_numpy(),
-            yerr=part["sd"].to_numpy(),
-            marker="o",
-            ms=3,
-            capsize=2,
-            lw=1.0,
-            color=f"C{i % 10}",
-            label=cohort or None,
-        )
+    _lines_vs_size(ax, stats, "cohort", cohorts, labels=[c or None for c in cohorts])
     ax.set_xlabel("subset size (samples)")
     ax.set_ylabel("Spearman(SLR stat, LMM stat)")
     if any(cohorts):
