@@ -37,11 +37,12 @@ from exprlmm.assoc._common import as_matrix, default_chunk_size, fixed_design
 from exprlmm.assoc.lmm import (
     check_lmm_options,
     default_eigensystem,
+    kinship_genes_mask,
     lmm_block,
     lmm_chunk_size,
     lmm_scan,
     lmm_table,
-    prepare_lmm,
+    plan_lmm,
 )
 from exprlmm.assoc.slr import prepare_slr, slr_block, slr_table
 from exprlmm.errors import UserInputError
@@ -206,34 +207,25 @@ def scan_distributed(
     matrix = np.asarray(to_numpy(matrix), dtype=np.float64)
     n, g = matrix.shape
     _, x_np = fixed_design(trait, covariates, n)
-    in_kinship = (
-        np.ones(g, dtype=bool)
-        if kinship_genes is None
-        else np.asarray(to_numpy(kinship_genes), dtype=bool)
-    )
-    if in_kinship.shape != (g,):
-        raise ValueError(f"kinship_genes must be a boolean mask of length {g}")
+    in_kinship = kinship_genes_mask(kinship_genes, g)
     plans: dict[str, Any] = {}
     if "slr" in models:
         plans["slr"] = prepare_slr(
             trait, covariates=covariates, n_samples=n, standardize=standardize
         )
     if "lmm" in models:
-        if eigensystem is None:
-            eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
-        elif eigensystem.n_samples != n:
-            raise ValueError(
-                f"eigensystem is for {eigensystem.n_samples} samples, expression has {n}"
+        if eigensystem is not None:  # the workers run numpy float64
+            eigensystem = Eigensystem(
+                np.asarray(to_numpy(eigensystem.values), dtype=np.float64),
+                np.asarray(to_numpy(eigensystem.vectors), dtype=np.float64),
+                n_genes=eigensystem.n_genes,
+                min_eigenvalue=eigensystem.min_eigenvalue,
             )
-        eigensystem = Eigensystem(
-            np.asarray(to_numpy(eigensystem.values), dtype=np.float64),
-            np.asarray(to_numpy(eigensystem.vectors), dtype=np.float64),
-            n_genes=eigensystem.n_genes,
-            min_eigenvalue=eigensystem.min_eigenvalue,
-        )
-        plans["lmm"] = prepare_lmm(
+        plans["lmm"], in_kinship = plan_lmm(
+            matrix,
             trait,
-            eigensystem,
+            eigensystem=eigensystem,
+            kinship_genes=in_kinship,
             covariates=covariates,
             method=method,
             delta=delta,
@@ -411,9 +403,7 @@ def scan_traits(
     )
     if not items:
         raise ValueError("no traits to scan")
-    in_kinship = (
-        np.ones(g, dtype=bool) if kinship_genes is None else np.asarray(kinship_genes, dtype=bool)
-    )
+    in_kinship = kinship_genes_mask(kinship_genes, g)
     if eigensystem is None:
         eigensystem, in_kinship = default_eigensystem(
             matrix, in_kinship, precision=lmm_options.get("precision", "float64")

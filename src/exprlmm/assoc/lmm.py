@@ -914,6 +914,48 @@ def lmm_chunk_size(n_samples: int, n_fixed: int, array=None) -> int:
     return default_chunk_size(n_samples, budget_bytes=budget, n_arrays=8 + 2 * n_fixed)
 
 
+def kinship_genes_mask(kinship_genes, n_genes: int) -> np.ndarray:
+    """``kinship_genes`` as a host boolean mask of length ``n_genes`` (None: all genes)."""
+    if kinship_genes is None:
+        return np.ones(n_genes, dtype=bool)
+    mask = np.asarray(to_numpy(kinship_genes), dtype=bool)
+    if mask.shape != (n_genes,):
+        raise ValueError(f"kinship_genes must be a boolean mask of length {n_genes}")
+    return mask
+
+
+def plan_lmm(
+    matrix,
+    trait,
+    *,
+    eigensystem: Eigensystem | None,
+    kinship_genes,
+    precision: str = "float64",
+    **options,
+) -> tuple[LmmPlan, np.ndarray]:
+    """The kinship's eigensystem (built from ``matrix`` when not given) and `prepare_lmm`.
+
+    Shared by :func:`lmm_scan` and the distributed scan. The eigensystem is moved to the
+    array namespace and device of ``matrix``; ``options`` are those of `prepare_lmm`.
+    Returns the plan and the mask of the genes in the kinship.
+    """
+    xp = namespace(matrix)
+    n, g = matrix.shape
+    in_kinship = kinship_genes_mask(kinship_genes, g)
+    if eigensystem is None:
+        eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
+    elif eigensystem.n_samples != n:
+        raise ValueError(f"eigensystem is for {eigensystem.n_samples} samples, expression has {n}")
+    if namespace(eigensystem.vectors) is not xp:
+        eigensystem = Eigensystem(
+            xp.asarray(to_numpy(eigensystem.values), device=device(matrix)),
+            xp.asarray(to_numpy(eigensystem.vectors), device=device(matrix)),
+            n_genes=eigensystem.n_genes,
+            min_eigenvalue=eigensystem.min_eigenvalue,
+        )
+    return prepare_lmm(trait, eigensystem, precision=precision, **options), in_kinship
+
+
 def lmm_scan(
     expression,
     trait,
@@ -988,30 +1030,13 @@ def lmm_scan(
         method=method, delta=delta, leave_out=leave_out, test=test, precision=precision
     )
     matrix, names = as_matrix(expression, gene_names)
-    xp = namespace(matrix)
     n, g = matrix.shape
     fixed_design(trait, covariates, n)  # checks shapes before the kinship is built
-    in_kinship = (
-        np.ones(g, dtype=bool)
-        if kinship_genes is None
-        else np.asarray(to_numpy(kinship_genes), dtype=bool)
-    )
-    if in_kinship.shape != (g,):
-        raise ValueError(f"kinship_genes must be a boolean mask of length {g}")
-    if eigensystem is None:
-        eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
-    elif eigensystem.n_samples != n:
-        raise ValueError(f"eigensystem is for {eigensystem.n_samples} samples, expression has {n}")
-    if namespace(eigensystem.vectors) is not xp:
-        eigensystem = Eigensystem(
-            xp.asarray(to_numpy(eigensystem.values), device=device(matrix)),
-            xp.asarray(to_numpy(eigensystem.vectors), device=device(matrix)),
-            n_genes=eigensystem.n_genes,
-            min_eigenvalue=eigensystem.min_eigenvalue,
-        )
-    plan = prepare_lmm(
+    plan, in_kinship = plan_lmm(
+        matrix,
         trait,
-        eigensystem,
+        eigensystem=eigensystem,
+        kinship_genes=kinship_genes,
         covariates=covariates,
         method=method,
         delta=delta,
