@@ -140,6 +140,54 @@ def _covariate_kinds(settings: AssocSettings) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
+@dataclass(frozen=True)
+class AssocData:
+    """A matched cohort with its trait vector and covariate design columns."""
+
+    cohort: Cohort
+    trait: np.ndarray
+    covariates: np.ndarray | None
+    covariate_names: list[str]
+
+
+def load_assoc_data(settings: AssocSettings, *, also_required: tuple[str, ...] = ()) -> AssocData:
+    """Load and match the cohort of ``settings``; check the trait and the design size.
+
+    ``also_required``: further sheet columns a sample must have (e.g. purity in a study).
+
+    Raises
+    ------
+    UserInputError
+        Constant trait, fewer samples than fixed effects + 1, or any loading problem.
+    """
+    numeric, categorical = _covariate_kinds(settings)
+    cohort = load_cohort(
+        settings.expression,
+        settings.samples,
+        sample_column=settings.sample_column,
+        orientation=settings.orientation,
+        gene_column=settings.gene_column,
+        barcode_length=settings.barcode_length,
+        log2p1=settings.log2p1,
+        missing=settings.missing,
+        duplicates=settings.duplicates,
+        required_columns=(settings.trait, *also_required, *settings.covariates),
+        categorical_columns=tuple(categorical),
+        scores_path=settings.scores,
+    )
+    trait = cohort.samples[settings.trait].to_numpy(dtype=np.float64)
+    if np.ptp(trait) == 0:
+        raise UserInputError(f"trait column {settings.trait!r} is constant in the matched samples")
+    covariates, covariate_names = covariate_matrix(cohort.samples, numeric, categorical)
+    n = cohort.expression.shape[0]
+    if n < len(covariate_names) + 3:
+        raise UserInputError(
+            f"{n} matched samples are too few for {len(covariate_names) + 2} fixed effects "
+            "(intercept, covariates, gene); add samples or drop covariates"
+        )
+    return AssocData(cohort, trait, covariates, covariate_names)
+
+
 def covariate_matrix(samples: pd.DataFrame, numeric: list[str], categorical: list[str]):
     """Design columns for the covariates: numeric as is, categorical as 0/1 dummies.
 
@@ -408,32 +456,11 @@ def run_assoc(
         raise UserInputError(f"--threads {settings.threads}: must be at least 1")
     _check_scale_options(settings)
     started = time.perf_counter()
-    numeric, categorical = _covariate_kinds(settings)
-    cohort = load_cohort(
-        settings.expression,
-        settings.samples,
-        sample_column=settings.sample_column,
-        orientation=settings.orientation,
-        gene_column=settings.gene_column,
-        barcode_length=settings.barcode_length,
-        log2p1=settings.log2p1,
-        missing=settings.missing,
-        duplicates=settings.duplicates,
-        required_columns=(settings.trait, *settings.covariates),
-        categorical_columns=tuple(categorical),
-        scores_path=settings.scores,
-    )
+    data = load_assoc_data(settings)
+    cohort, trait, covariates = data.cohort, data.trait, data.covariates
+    covariate_names = data.covariate_names
     expression = cohort.expression
-    trait = cohort.samples[settings.trait].to_numpy(dtype=np.float64)
-    if np.ptp(trait) == 0:
-        raise UserInputError(f"trait column {settings.trait!r} is constant in the matched samples")
-    covariates, covariate_names = covariate_matrix(cohort.samples, numeric, categorical)
     n, g = expression.shape
-    if n < len(covariate_names) + 3:
-        raise UserInputError(
-            f"{n} matched samples are too few for {len(covariate_names) + 2} fixed effects "
-            "(intercept, covariates, gene); add samples or drop covariates"
-        )
     timings: dict[str, float] = {}
     chunk_dir = None
     distributed_info: dict[str, Any] | None = None

@@ -35,17 +35,18 @@ from exprlmm.assoc.slr import slr_scan
 from exprlmm.errors import UserInputError
 from exprlmm.gsea.engine import prerank
 from exprlmm.io.atomic import write_text_atomic
-from exprlmm.io.cohort import Cohort, load_cohort
+from exprlmm.io.cohort import Cohort
 from exprlmm.io.gmt import load_gene_sets, removal_genes
 from exprlmm.io.record import environment, file_sha256, write_run_record
-from exprlmm.io.samples import read_sample_sheet, to_numeric_or_none
+from exprlmm.io.samples import read_sample_sheet
 from exprlmm.io.seg import read_seg
 from exprlmm.io.tables import write_table
 from exprlmm.pipeline import (
+    AssocData,
     AssocSettings,
-    covariate_matrix,
     kinship_eigensystem,
     kinship_mask,
+    load_assoc_data,
     run_lmm_scan,
     run_slr_scan,
 )
@@ -65,16 +66,6 @@ __all__ = ["StudyResult", "run_study"]
 
 #: Fewest matched samples a cohort may have (intercept, gene, trait and a few residual df).
 MIN_SAMPLES = 10
-
-_LOAD_KEYS = (
-    "sample_column",
-    "orientation",
-    "gene_column",
-    "barcode_length",
-    "log2p1",
-    "missing",
-    "duplicates",
-)
 
 
 @dataclass(frozen=True)
@@ -198,7 +189,7 @@ class _Cohorts:
 
     def __init__(self, config: StudyConfig) -> None:
         self.config = config
-        self._last: tuple[str, Cohort] | None = None
+        self._last: tuple[str, AssocData] | None = None
 
     def settings(self, cohort: CohortConfig, scores: str | None) -> AssocSettings:
         options = dict(self.config.assoc_options(cohort))
@@ -213,11 +204,10 @@ class _Cohorts:
             **options,
         )
 
-    def load(self, cohort: CohortConfig, scores: str | None) -> Cohort:
+    def load(self, cohort: CohortConfig, scores: str | None) -> AssocData:
         if self._last is not None and self._last[0] == cohort.name:
             return self._last[1]
         settings = self.settings(cohort, scores)
-        categorical = _categorical(settings)
         where = f"cohort {cohort.name!r}"
         sheet_columns = set(
             read_sample_sheet(cohort.samples, sample_column=settings.sample_column).columns
@@ -228,35 +218,17 @@ class _Cohorts:
                 f"{cohort.samples}"
             )
         try:
-            loaded = load_cohort(
-                cohort.expression,
-                cohort.samples,
-                **{k: getattr(settings, k) for k in _LOAD_KEYS},
-                required_columns=(settings.trait, cohort.purity_column, *settings.covariates),
-                categorical_columns=tuple(categorical),
-                scores_path=scores,
-            )
+            data = load_assoc_data(settings, also_required=(cohort.purity_column,))
         except UserInputError as err:
             raise UserInputError(f"{where}: {err}") from None
-        n = loaded.expression.shape[0]
+        n = data.cohort.expression.shape[0]
         if n < MIN_SAMPLES:
             raise UserInputError(
                 f"{where}: only {n} samples with expression, trait and purity after matching "
                 f"(need ≥ {MIN_SAMPLES}); check the sample IDs of {cohort.expression}"
             )
-        self._last = (cohort.name, loaded)
-        return loaded
-
-
-def _categorical(settings: AssocSettings) -> list[str]:
-    if not settings.covariates:
-        return []
-    sheet = read_sample_sheet(settings.samples, sample_column=settings.sample_column)
-    return [
-        c
-        for c in settings.covariates
-        if c in sheet.columns and to_numeric_or_none(sheet[c]) is None
-    ]
+        self._last = (cohort.name, data)
+        return data
 
 
 def _scan(
@@ -337,7 +309,7 @@ class _Study:
         folder = self.out / "cohorts" / c.name
         scores, trait_digest = self._trait(c, folder, steps)
         self._prepared[c.name] = (scores, trait_digest)
-        loaded = self.cohorts.load(c, scores)
+        loaded = self.cohorts.load(c, scores).cohort
         n = loaded.expression.shape[0]
         members = {g for genes in self.sets.values() for g in genes}
         if not loaded.expression.columns.isin(list(members)).any():
@@ -427,12 +399,8 @@ class _CohortSteps:
 
     def _data(self) -> tuple[Cohort, np.ndarray, np.ndarray | None]:
         """The loaded cohort, the trait and the covariate matrix."""
-        loaded = self.study.cohorts.load(self.c, self.scores)
-        trait = loaded.samples[self.cfg.trait].to_numpy(dtype=np.float64)
-        categorical = _categorical(self.settings)
-        numeric = [x for x in self.settings.covariates if x not in categorical]
-        covariates, _ = covariate_matrix(loaded.samples, numeric, categorical)
-        return loaded, trait, covariates
+        data = self.study.cohorts.load(self.c, self.scores)
+        return data.cohort, data.trait, data.covariates
 
     def _step(self, name: str, key: dict[str, Any], outputs: list[Path], compute) -> None:
         self.digests[name] = self.steps(self.folder, name, key, outputs, compute)
