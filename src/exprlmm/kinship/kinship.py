@@ -128,6 +128,13 @@ class Eigensystem:
         return self.n_samples - self.rank
 
 
+def _clip(xp, values, floor: float):
+    """Eigenvalues below ``floor`` raised to it (PyLMM's clipping of K's spectrum)."""
+    return xp.where(
+        values < floor, xp.asarray(floor, dtype=values.dtype, device=device(values)), values
+    )
+
+
 def eigensystem(kinship, *, n_genes: int = 0, min_eigenvalue: float = MIN_EIGENVALUE):
     """Eigendecompose a symmetric kinship matrix once (``eigh``), clipping small eigenvalues.
 
@@ -144,11 +151,7 @@ def eigensystem(kinship, *, n_genes: int = 0, min_eigenvalue: float = MIN_EIGENV
     if kinship.ndim != 2 or kinship.shape[0] != kinship.shape[1]:
         raise ValueError(f"kinship must be a square matrix, got shape {tuple(kinship.shape)}")
     values, vectors = xp.linalg.eigh((kinship + kinship.T) / 2)
-    values = xp.where(
-        values < min_eigenvalue,
-        xp.asarray(min_eigenvalue, dtype=values.dtype, device=device(values)),
-        values,
-    )
+    values = _clip(xp, values, min_eigenvalue)
     return Eigensystem(values, vectors, n_genes=n_genes, min_eigenvalue=min_eigenvalue)
 
 
@@ -228,12 +231,7 @@ def eigensystem_from_expression(
         z = xp.astype(z, xp.float32)
     u, sigma, _ = xp.linalg.svd(z, full_matrices=False)
     u, sigma = xp.astype(u, xp.float64), xp.astype(sigma, xp.float64)
-    values = sigma * sigma / g
-    values = xp.where(
-        values < min_eigenvalue,
-        xp.asarray(min_eigenvalue, dtype=values.dtype, device=device(values)),
-        values,
-    )
+    values = _clip(xp, sigma * sigma / g, min_eigenvalue)
     return Eigensystem(values, u, n_genes=g, min_eigenvalue=min_eigenvalue)
 
 
