@@ -5,8 +5,10 @@ sizes in 15–500, 10,000 permutations, seed 149, no tail p-values. Times, best 
 ``--repeats`` after one untimed warm-up per backend (CUDA context, kernels, torch import):
 
 * ``null``: the permutation null alone (all chunks, copied to the host as float32);
-* ``end_to_end``: `exprlmm.gsea.prerank` (ranking, sets, observed ES, null, NES/p/FDR/FWER
-  on the host), ``tail="none"``.
+* ``stats``: NES, nominal p, FDR and FWER from that null (numpy: `permutation_stats` on the
+  host; torch: `permutation_stats_torch` on the device, the null already there);
+* ``end_to_end``: `exprlmm.gsea.prerank` (ranking, sets, observed ES, null, statistics,
+  table), ``tail="none"``.
 
 The device is synchronised before each clock read. Also reports the torch null alone at
 ``--extra-null-permutations`` (100,000 on CUDA by default), NES agreement between the two
@@ -75,7 +77,9 @@ def main() -> None:
 
     from bench_gsea import N_GENES, N_SETS, make_inputs
     from exprlmm.gsea import GseaSettings, prepare_ranking, prepare_sets, prerank
+    from exprlmm.gsea.enrichment import enrichment_scores
     from exprlmm.gsea.null import CHUNK, null_es_chunk
+    from exprlmm.gsea.stats import permutation_stats
     from exprlmm.io.gmt import read_gmt
     from exprlmm.io.rnk import read_rnk
 
@@ -88,7 +92,8 @@ def main() -> None:
     rl = prepare_ranking(scores)
     prepared = prepare_sets(rl, sets, min_size=base.min_size, max_size=base.max_size)
     weights = rl.weights(base.weight)
-    sizes = np.unique(prepared.sizes)
+    sizes, rows = np.unique(prepared.sizes, return_inverse=True)
+    es = np.array([enrichment_scores(p[None, :], weights, rl.n).es[0] for p in prepared.positions])
     res: dict = {
         "bench": "gsea_null_gpu",
         "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -116,6 +121,15 @@ def main() -> None:
 
             numpy_e2e()  # warm-up
             res["numpy_null_seconds"] = _best(numpy_null, args.repeats)
+            host = [
+                null_es_chunk(
+                    weights, sizes, seed=seed, chunk=c, n_perm=min(CHUNK, perms - c * CHUNK)
+                )
+                for c in range(-(-perms // CHUNK))
+            ]
+            res["numpy_stats_seconds"] = _best(
+                lambda: permutation_stats(es, rows, lambda: iter(host), shift=True), args.repeats
+            )
             res["numpy_end_to_end_seconds"] = _best(numpy_e2e, args.repeats)
 
         t0 = time.perf_counter()
@@ -123,6 +137,7 @@ def main() -> None:
 
         from exprlmm._xp import to_backend
         from exprlmm.gsea.null_torch import null_es_torch, torch_memory_budget
+        from exprlmm.gsea.stats_torch import permutation_stats_torch
 
         res["torch_import_seconds"] = time.perf_counter() - t0
         torch.set_num_threads(args.threads)
@@ -148,6 +163,18 @@ def main() -> None:
         _sync(dev)
         res["torch_first_call_seconds"] = time.perf_counter() - t0
         res["torch_null_seconds"] = _best(torch_null, args.repeats, dev)
+        w_dev = to_backend(weights, "torch", device_name=dev)
+        budget = torch_memory_budget(w_dev.device, tset.memory_limit_mb)
+        on_device = list(
+            null_es_torch(w_dev, sizes, seed=seed, n_perm=perms, budget_bytes=budget, to_host=False)
+        )
+        res["torch_stats_seconds"] = _best(
+            lambda: permutation_stats_torch(
+                es, rows, lambda: iter(on_device), shift=True, device=w_dev.device
+            ),
+            args.repeats,
+            dev,
+        )
         res["torch_end_to_end_seconds"] = _best(torch_e2e, args.repeats, dev)
         if extra:
             res["extra_null_permutations"] = extra

@@ -85,8 +85,8 @@ log = logging.getLogger(__name__)
     type=click.Choice(["numpy", "torch", "cupy"]),
     default="numpy",
     help="Array library for the fast-mode permutation null: numpy (CPU) or torch (GPU; extra "
-    "[gpu]); cupy is not supported for gsea yet. Statistics and tails stay on the host; never "
-    "a silent fall-back to the CPU.",
+    "[gpu]: null and its statistics on the device); cupy is not supported for gsea yet. "
+    "Tail p-values stay on the host; never a silent fall-back to the CPU.",
 )
 @click.option("--device", default=None, help="torch device for --backend torch (default: cuda).")
 @click.option(

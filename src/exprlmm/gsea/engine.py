@@ -119,8 +119,9 @@ class GseaSettings:
         the free device memory).
     backend
         Array library for the fast-mode null: ``"numpy"`` (default) or ``"torch"`` (the null
-        is drawn and its ES computed on ``device``; observed ES, NES, p, FDR, FWER and the
-        multilevel tails stay on the host). ``"cupy"`` is not supported for GSEA yet.
+        is drawn, its ES computed and NES, p, FDR and FWER counted on ``device``; observed ES,
+        the per-set finish and the multilevel tails stay on the host). ``"cupy"`` is not
+        supported for GSEA.
     device
         torch device for ``backend="torch"`` (default ``"cuda"``).
     """
@@ -273,40 +274,43 @@ def prepare_sets(
 
 def _fast_null(
     weights: NDArray[np.float64], sizes: NDArray[np.int64], settings: GseaSettings
-) -> tuple[NDArray[np.intp], Any]:
-    """Row of each set and a re-iterable chunk source for the fast-mode null.
+) -> tuple[NDArray[np.intp], Any, Any]:
+    """Row of each set, a re-iterable chunk source for the fast-mode null, and its device.
 
     With ``settings.backend == "torch"`` the weights move to the device here (a missing torch
-    or GPU is a `UserInputError` naming the ``exprlmm[gpu]`` extra) and the chunks come from
-    `exprlmm.gsea.null_torch.null_es_torch`; otherwise from `exprlmm.gsea.null.null_es_chunk`.
+    or GPU is a `UserInputError` naming the ``exprlmm[gpu]`` extra) and the chunks are torch
+    tensors left on that device by `exprlmm.gsea.null_torch.null_es_torch`; otherwise numpy
+    arrays from `exprlmm.gsea.null.null_es_chunk` and the device is None.
     """
     uniq, row_of_set = np.unique(sizes, return_inverse=True)
     n_perm = settings.permutations
     width = min(CHUNK, n_perm)
     bounds = [(c, min(width, n_perm - c * width)) for c in range(math.ceil(n_perm / width))]
     in_memory = uniq.size * n_perm * 4 <= settings.memory_limit_mb * 2**20
-    cache: list[NDArray[np.float32]] = []
+    cache: list[Any] = []
 
     def numpy_chunks() -> Iterator[NDArray[np.float32]]:
         for c, m in bounds:
             yield null_es_chunk(weights, uniq, seed=settings.seed, chunk=c, n_perm=m)
 
     source = numpy_chunks
+    device = None
     if settings.backend == "torch":
         from exprlmm._xp import to_backend
         from exprlmm.gsea.null_torch import null_es_torch, torch_memory_budget
 
         w_dev = to_backend(weights, "torch", device_name=settings.device)
-        budget = torch_memory_budget(w_dev.device, settings.memory_limit_mb)
+        device = w_dev.device
+        budget = torch_memory_budget(device, settings.memory_limit_mb)
 
-        def torch_chunks() -> Iterator[NDArray[np.float32]]:
+        def torch_chunks() -> Iterator[Any]:
             yield from null_es_torch(
-                w_dev, uniq, seed=settings.seed, n_perm=n_perm, budget_bytes=budget
+                w_dev, uniq, seed=settings.seed, n_perm=n_perm, budget_bytes=budget, to_host=False
             )
 
         source = torch_chunks
 
-    def gen() -> Iterator[NDArray[np.float32]]:
+    def gen() -> Iterator[Any]:
         if cache:
             yield from cache
             return
@@ -315,7 +319,7 @@ def _fast_null(
                 cache.append(chunk)
             yield chunk
 
-    return row_of_set.astype(np.intp), gen
+    return row_of_set.astype(np.intp), gen, device
 
 
 def prerank(
@@ -373,14 +377,20 @@ def prerank(
 
         pstats = permutation_stats(es, row_of_set, chunks, shift=False)
     else:
-        row_of_set, chunks = _fast_null(weights, sizes, st)  # checks the backend first
+        row_of_set, chunks, device = _fast_null(weights, sizes, st)  # checks the backend first
         es = np.empty(len(sets.names))
         rank_at_es = np.empty(len(sets.names), dtype=np.int64)
-        for i, pos in enumerate(sets.positions):
-            r = enrichment_scores(pos[None, :], weights, n)
-            es[i] = r.es[0]
-            rank_at_es[i] = r.rank_at_es[0]
-        pstats = permutation_stats(es, row_of_set, chunks, shift=True)
+        for k in np.unique(sizes):  # one matrix of hit positions per set size
+            same = np.flatnonzero(sizes == k)
+            r = enrichment_scores(np.stack([sets.positions[i] for i in same]), weights, n)
+            es[same] = r.es
+            rank_at_es[same] = r.rank_at_es
+        if device is None:
+            pstats = permutation_stats(es, row_of_set, chunks, shift=True)
+        else:
+            from exprlmm.gsea.stats_torch import permutation_stats_torch
+
+            pstats = permutation_stats_torch(es, row_of_set, chunks, shift=True, device=device)
 
     rows = []
     for i, name in enumerate(sets.names):

@@ -158,8 +158,9 @@ def null_es_torch(
     seed: int,
     n_perm: int,
     budget_bytes: float,
-) -> Iterator[NDArray[np.float32]]:
-    """Null ES chunks (sizes × ≤ `CHUNK` columns, float32 on the host) computed on the device.
+    to_host: bool = True,
+) -> Iterator[Any]:
+    """Null ES chunks (sizes × ≤ `CHUNK` columns, float32) computed on the device.
 
     Parameters
     ----------
@@ -174,10 +175,12 @@ def null_es_torch(
     budget_bytes
         Working memory allowed on the device; columns are processed in batches of whole
         blocks, and sizes in sub-batches, to stay within it.
+    to_host
+        Yield numpy arrays on the host (default) or torch tensors left on the device.
 
     Yields
     ------
-    numpy.ndarray
+    numpy.ndarray or torch.Tensor
         One float32 ``len(sizes) × m`` chunk per block, in block order.
     """
     import torch
@@ -187,7 +190,8 @@ def null_es_torch(
         raise ValueError("sizes must be strictly increasing")
     if not ks:
         for b0 in range(0, n_perm, CHUNK):
-            yield np.empty((0, min(CHUNK, n_perm - b0)), dtype=np.float32)
+            empty = np.empty((0, min(CHUNK, n_perm - b0)), dtype=np.float32)
+            yield empty if to_host else torch.from_numpy(empty).to(weights.device)
         return
     device = weights.device
     w32 = weights.to(torch.float32)
@@ -219,8 +223,8 @@ def null_es_torch(
                     pos, arrival, w32, sizes_t[row + s0 : row + s1], n
                 )
             row += len(group)
-        host = out.cpu().numpy()
+        result = out.cpu().numpy() if to_host else out
         col = 0
         for _b, m in batch:
-            yield host[:, col : col + m]
+            yield result[:, col : col + m]
             col += m

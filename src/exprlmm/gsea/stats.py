@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PermutationStats", "bh_adjust", "permutation_stats"]
+__all__ = ["PermutationStats", "bh_adjust", "fdr_and_fwer", "normalise", "permutation_stats"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,70 @@ def _tail_weights_sum(
     return cw[v.size - first]
 
 
+def normalise(
+    es32: NDArray[np.float32],
+    rows: NDArray[np.intp],
+    sum_pos: NDArray[np.float64],
+    sum_neg: NDArray[np.float64],
+    cnt_pos: NDArray[np.int64],
+    cnt_neg: NDArray[np.int64],
+    beyond: NDArray[np.int64],
+) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.int64], NDArray, NDArray]:
+    """NES, nominal p and same-sign counts from pass 1's per-row sums and per-set counts.
+
+    mean⁺_r = Σ{null ≥ 0} / #{null ≥ 0} and mean⁻_r likewise (float32), NES = ES / mean⁺ or
+    ES / |mean⁻| by the sign of ES, p = beyond / #same-signed null (NaN when there is none).
+    Returns ``(nes, pvalue, same, mean_pos, mean_neg)``.
+    """
+    pos_obs = es32 >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_pos = (sum_pos / cnt_pos).astype(np.float32)
+        mean_neg = (sum_neg / cnt_neg).astype(np.float32)
+        same = np.where(pos_obs, cnt_pos[rows], cnt_neg[rows])
+        pvalue = np.where(same > 0, beyond / np.maximum(same, 1), np.nan)
+        nes = np.where(pos_obs, es32 / mean_pos[rows], es32 / np.abs(mean_neg[rows]))
+    return nes.astype(np.float32), pvalue, same, mean_pos, mean_neg
+
+
+def fdr_and_fwer(
+    nes: NDArray[np.float32],
+    numr_sum: NDArray[np.float64],
+    ncols_pos: int,
+    ncols_neg: int,
+    cmax: NDArray[np.float32],
+    cmin: NDArray[np.float32],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """FDR q and FWER from pass 2's accumulators (see the module docstring).
+
+    ``numr_sum[g]`` is Σ over columns of the fraction of the column's same-signed null NES
+    at or beyond NES_g; ``ncols_pos``/``ncols_neg`` count the columns with any null NES ≥ 0 /
+    ≤ 0; ``cmax``/``cmin`` are each column's largest / smallest null NES.
+    """
+    n_sets = nes.size
+    pos = nes >= 0
+    n_obs_pos = max(int(pos.sum()), 1)
+    n_obs_neg = max(int((nes <= 0).sum()), 1)
+    rank_desc = np.empty(n_sets, dtype=np.int64)
+    rank_desc[np.argsort(-nes, kind="stable")] = np.arange(n_sets)
+    rank_asc = np.empty(n_sets, dtype=np.int64)
+    rank_asc[np.argsort(nes, kind="stable")] = np.arange(n_sets)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        numr = np.where(
+            pos,
+            numr_sum / ncols_pos if ncols_pos else np.nan,
+            numr_sum / ncols_neg if ncols_neg else np.nan,
+        )
+        denr = np.where(pos, (rank_desc + 1) / n_obs_pos, (rank_asc + 1) / n_obs_neg)
+        fdr = np.minimum(numr / denr, 1.0)
+    above = cmax.size - np.searchsorted(np.sort(cmax), nes, side="right")
+    below = np.searchsorted(np.sort(cmin), nes, side="left")
+    fwer = np.where(pos, above / max(cmax.size, 1), below / max(cmin.size, 1))
+    missing = np.isnan(nes)
+    fdr[missing] = np.nan
+    fwer[missing] = np.nan
+    return fdr, fwer
+
+
 def permutation_stats(
     es: NDArray[np.floating],
     row_of_set: NDArray[np.integer],
@@ -132,7 +196,6 @@ def permutation_stats(
     rows = np.asarray(row_of_set, dtype=np.intp)
     n_sets = es32.size
     n_rows = int(rows.max()) + 1 if n_sets else 0
-    pos_obs = es32 >= 0
 
     # ---- pass 1: per-row sums and counts; per-set exceedance counts -------------------
     sum_pos = np.zeros(n_rows)
@@ -156,13 +219,9 @@ def permutation_stats(
             hi = srt.shape[1] - np.searchsorted(srt[r], q, side="right")  # > q
             lo = np.searchsorted(srt[r], q, side="left")  # < q
             beyond[members] += np.where(q >= 0, hi, lo)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_pos = (sum_pos / cnt_pos).astype(np.float32)
-        mean_neg = (sum_neg / cnt_neg).astype(np.float32)
-        same = np.where(pos_obs, cnt_pos[rows], cnt_neg[rows])
-        pvalue = np.where(same > 0, beyond / np.maximum(same, 1), np.nan)
-        nes = np.where(pos_obs, es32 / mean_pos[rows], es32 / np.abs(mean_neg[rows]))
-    nes = nes.astype(np.float32)
+    nes, pvalue, same, mean_pos, mean_neg = normalise(
+        es32, rows, sum_pos, sum_neg, cnt_pos, cnt_neg, beyond
+    )
 
     # ---- pass 2: null NES per column -> FDR numerators and FWER ------------------------
     numr_sum = np.zeros(n_sets)
@@ -202,33 +261,7 @@ def permutation_stats(
             )
     cmax = np.concatenate(colmax) if colmax else np.zeros(0, np.float32)
     cmin = np.concatenate(colmin) if colmin else np.zeros(0, np.float32)
-
-    fdr = np.full(n_sets, np.nan)
-    fwer = np.full(n_sets, np.nan)
-    # denominators: rank among observed NES (stable order for ties)
-    n_obs_pos = int((nes >= 0).sum())
-    n_obs_neg = int((nes <= 0).sum())
-    order_desc = np.argsort(-nes, kind="stable")
-    order_asc = np.argsort(nes, kind="stable")
-    rank_desc = np.empty(n_sets, dtype=np.int64)
-    rank_desc[order_desc] = np.arange(n_sets)
-    rank_asc = np.empty(n_sets, dtype=np.int64)
-    rank_asc[order_asc] = np.arange(n_sets)
-    sorted_max = np.sort(cmax)
-    sorted_min = np.sort(cmin)
-    for g in range(n_sets):
-        t = nes[g]
-        if np.isnan(t):
-            continue
-        if t >= 0:
-            numr = numr_sum[g] / ncols_pos if ncols_pos else np.nan
-            denr = (rank_desc[g] + 1) / n_obs_pos
-            fwer[g] = (cmax.size - np.searchsorted(sorted_max, t, side="right")) / max(cmax.size, 1)
-        else:
-            numr = numr_sum[g] / ncols_neg if ncols_neg else np.nan
-            denr = (rank_asc[g] + 1) / n_obs_neg
-            fwer[g] = np.searchsorted(sorted_min, t, side="left") / max(cmin.size, 1)
-        fdr[g] = min(numr / denr, 1.0)
+    fdr, fwer = fdr_and_fwer(nes, numr_sum, ncols_pos, ncols_neg, cmax, cmin)
 
     return PermutationStats(
         nes=nes.astype(np.float64),
