@@ -14,6 +14,10 @@ once and given to every scan, so that the rows compare the scans themselves. Sec
   correlation of the p-values, overlap of the top 100 genes), null δ and refit.
 - ``rank``: the eigensystem from a randomized SVD of rank R (``eigensystem_from_expression(
   rank=R)``) against the exact one: time, and the scan's max |Δ -log10 p| (null δ).
+- ``study``: :func:`exprlmm.study.run_study` on the cohort's first ``--study-genes`` genes
+  (written as TSV), SLR + LMM, subsamples of N/4 and N/2 samples x 4 repeats, in this process
+  and with a 2-worker ``LocalCluster`` (scans in gene chunks, one task per subsample): the
+  subsample and scan steps' times and whether the subsample tables are byte-identical.
 
 Usage::
 
@@ -31,11 +35,13 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from exprlmm.assoc import lmm_scan  # noqa: E402
@@ -174,11 +180,70 @@ def section_rank(expr, trait, eig, ranks, out):
     out["kinship_rank"] = rows
 
 
+def section_study(cohort, genes: int, out):
+    """`exprlmm study`'s subsample steps: single process vs a 2-worker LocalCluster."""
+    import tempfile
+
+    from exprlmm.assoc.distributed import open_client
+    from exprlmm.study import run_study, study_config_from_dict
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_study_dask_"))
+    expression = cohort.expression.iloc[:, :genes]
+    expression.to_csv(folder / "expression.tsv", sep="\t")
+    sheet = pd.DataFrame({"trait": cohort.trait, "purity": cohort.purity})
+    sheet.to_csv(folder / "samples.tsv", sep="\t", index_label="sample")
+    rng = np.random.default_rng(0)
+    names = expression.columns.to_numpy()
+    (folder / "sets.gmt").write_text(
+        "".join(
+            f"SET_{i}\tx\t" + "\t".join(rng.choice(names, size=50, replace=False)) + "\n"
+            for i in range(20)
+        )
+    )
+    n = len(expression)
+    sizes = [n // 4, n // 2]
+    config = {
+        "trait": "trait",
+        "models": ["slr", "lmm"],
+        "seed": 1,
+        "gsea": {
+            "gene_sets": ["sets.gmt"],
+            "permutations": 1000,
+            "tail": "none",
+            "highlight": ["SET_0"],
+        },
+        "subsample": {"sizes": sizes, "repeats": 4, "terms": ["SET_0"], "permutations": 1000},
+        "cohorts": [{"name": "SIM", "expression": "expression.tsv", "samples": "samples.tsv"}],
+    }
+    row = {"n_samples": n, "n_genes": genes, "subsample_sizes": sizes, "repeats": 4}
+    tables = {}
+    for label in ("single", "workers2"):
+        data = {**config, "output": f"out_{label}"}
+        cfg = study_config_from_dict(data, base=folder)
+        if label == "single":
+            result = run_study(cfg, progress=False, report=False)
+        else:
+            t0 = time.perf_counter()
+            with open_client(workers=2) as client:
+                row["cluster_start_s"] = time.perf_counter() - t0
+                result = run_study(cfg, progress=False, report=False, client=client)
+        steps = {k.split("/")[1]: v for k, v in result.timings.items() if "/" in k}
+        row[f"{label}_subsample_s"] = sum(v for k, v in steps.items() if k.startswith("subsample"))
+        row[f"{label}_scans_s"] = sum(v for k, v in steps.items() if k.startswith("assoc_"))
+        tables[label] = (result.output / "cohorts" / "SIM" / "subsample_gsea.tsv").read_bytes()
+    row["subsample_ratio"] = row["workers2_subsample_s"] / row["single_subsample_s"]
+    row["scans_ratio"] = row["workers2_scans_s"] / row["single_scans_s"]
+    row["identical_subsample_tables"] = tables["single"] == tables["workers2"]
+    out["study"] = row
+    print(f"study: {json.dumps(row)}  load {_load()}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N=200, G=2,000")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--sections", default="dask,float32,rank")
+    parser.add_argument("--sections", default="dask,float32,rank,study")
+    parser.add_argument("--study-genes", type=int, default=5000, help="genes in the study section")
     parser.add_argument("--ranks", default="10,50,200,500")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -197,6 +262,8 @@ def main() -> None:
     if "rank" in sections:
         ranks = [r for r in (int(x) for x in args.ranks.split(",")) if r <= min(n, g)]
         section_rank(expr, trait, eig, ranks, out)
+    if "study" in sections:
+        section_study(cohort, min(args.study_genes, g), out)
     out["load_after"] = _load()
     print(f"load after: {out['load_after']}", flush=True)
     if args.json:

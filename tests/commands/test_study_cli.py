@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from exprlmm.cli import cli
@@ -63,3 +65,57 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1
     assert "cohort 'X' key 'expression' = 'missing.tsv': file not found" in lines[0]
+
+
+def _config(tmp_path: Path) -> Path:
+    config = tmp_path / "study.toml"
+    config.write_text(
+        f'trait = "trait"\nmodels = ["slr", "lmm"]\n[gsea]\ngene_sets = ["{tmp_path / "sets.gmt"}"]\n'
+        'highlight = ["A"]\n'
+    )
+    return config
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--worker-threads"], "--worker-threads applies to a local cluster: add --workers N"),
+        (["--workers", "0"], "--workers 0: must be at least 1"),
+        (
+            ["--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "1"],
+            "--scheduler tcp://127.0.0.1:9: no dask scheduler answered within 1 s",
+        ),
+    ],
+)
+def test_cluster_option_errors_exit_2_before_any_step(tmp_path, extra, message):
+    pytest.importorskip("distributed")
+    cohort = _cohort(tmp_path)
+    out = tmp_path / "out"
+    args = ["study", str(_config(tmp_path)), "--cohort", cohort, "-o", str(out), "--quiet"]
+    result = CliRunner().invoke(cli, [*args, *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (out / "cohorts").exists()
+
+
+def test_worker_threads_run_the_study(tmp_path):
+    pytest.importorskip("distributed")
+    args = [
+        "study",
+        str(_config(tmp_path)),
+        "--cohort",
+        _cohort(tmp_path),
+        "-o",
+        str(tmp_path / "out"),
+        "--permutations",
+        "50",
+        "--quiet",
+        "--no-report",
+        "--workers",
+        "2",
+        "--worker-threads",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "study.run.json").read_text())
+    assert record["cluster"]["n_workers"] == 2

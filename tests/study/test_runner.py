@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -118,21 +119,21 @@ def test_changed_gsea_setting_reruns_only_gsea_and_dependents(study_dict, tmp_pa
 def test_interrupted_run_resumes_to_identical_results(study_dict, tmp_path, monkeypatch):
     reference = _run(study_dict, tmp_path, output="uninterrupted")
     calls = {"n": 0}
-    original = runner_module._Study.gsea
+    original = runner_module._gsea_table
 
-    def flaky(self, *args, **kwargs):
+    def flaky(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt  # as if killed in the middle of the GSEA steps
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module._Study, "gsea", flaky)
+    monkeypatch.setattr(runner_module, "_gsea_table", flaky)
     with pytest.raises(KeyboardInterrupt):
         _run(study_dict, tmp_path, output="resumed")
     partial = tmp_path / "resumed" / "cohorts" / "TOY"
     assert not (partial / "summary.tsv").exists()
     assert not list(partial.rglob("*.tmp"))  # nothing half-written
-    monkeypatch.setattr(runner_module._Study, "gsea", original)
+    monkeypatch.setattr(runner_module, "_gsea_table", original)
     resumed = _run(study_dict, tmp_path, output="resumed")
     assert resumed.steps_skipped  # the finished steps were not redone
     assert _tables(resumed.output) == _tables(reference.output)
@@ -263,3 +264,46 @@ def test_two_cohorts_stack_into_the_summary(study_dict, tmp_path):
     sims = pd.read_csv(summary / "subsample_similarity.tsv", sep="\t")
     assert set(sims["cohort"]) == {"TOY2"}
     assert not (result.output / "cohorts" / "TOY" / "subsample_similarity.tsv").exists()
+
+
+def test_cluster_run_gives_the_single_process_tables(study_dict, tmp_path):
+    pytest.importorskip("distributed")
+    from exprlmm.assoc.distributed import open_client
+
+    single = _run(study_dict, tmp_path, output="single").output
+    data = copy.deepcopy(study_dict)
+    data["output"] = "cluster"
+    with open_client(workers=2, processes=False) as client:
+        cluster = run_study(
+            study_config_from_dict(data, base=tmp_path), progress=False, report=False, client=client
+        ).output
+    a, b = _tables(single), _tables(cluster)
+    assert a.keys() == b.keys()
+    folder = Path("cohorts") / "TOY"
+    # subsets run as tasks through the same function: the same bytes
+    for name in ("subsample_similarity.tsv", "subsample_gsea.tsv"):
+        assert a[str(folder / name)] == b[str(folder / name)], name
+    # the scans ran in gene chunks on the cluster: equal to 1e-8 in −log10 p
+    for model in ("slr", "lmm", "lmm_nopurity"):
+        x = pd.read_csv(single / folder / f"assoc_{model}.tsv", sep="\t")
+        y = pd.read_csv(cluster / folder / f"assoc_{model}.tsv", sep="\t")
+        assert x["gene"].tolist() == y["gene"].tolist()
+        np.testing.assert_allclose(
+            -np.log10(y["pvalue"]), -np.log10(x["pvalue"]), rtol=0, atol=1e-8, err_msg=model
+        )
+    record = json.loads((cluster / "study.run.json").read_text())
+    assert record["cluster"]["n_workers"] == 2
+    assert json.loads((single / "study.run.json").read_text())["cluster"] is None
+
+
+def test_cluster_with_a_gpu_backend_is_refused(study_dict, tmp_path):
+    pytest.importorskip("distributed")
+    from exprlmm.assoc.distributed import open_client
+
+    data = copy.deepcopy(study_dict)
+    data["cohorts"][0]["assoc"] = {"backend": "torch"}
+    with (
+        open_client(workers=1, processes=False) as client,
+        pytest.raises(UserInputError, match="cohort 'TOY': backend 'torch' with --workers"),
+    ):
+        run_study(study_config_from_dict(data, base=tmp_path), progress=False, client=client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -28,7 +29,37 @@ from exprlmm.errors import UserInputError
 @click.option("--force", is_flag=True, help="Recompute every step, even those up to date.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--no-report", is_flag=True, help="Tables only: no figures, no report.html.")
-def study(config, cohorts, output, permutations, seed, threads, force, quiet, no_report) -> None:
+@click.option(
+    "--workers",
+    type=int,
+    help="Run on a local dask cluster of N worker processes: scans in gene chunks, each "
+    "subsample a task of its own (extra [dask]). Same results as without.",
+)
+@click.option(
+    "--worker-threads",
+    "worker_threads",
+    is_flag=True,
+    help="With --workers: threads of this process instead of processes.",
+)
+@click.option("--scheduler", help="Use the dask scheduler at this address instead.")
+@click.option(
+    "--scheduler-timeout", type=float, default=10.0, help="Seconds to wait for --scheduler."
+)
+def study(
+    config,
+    cohorts,
+    output,
+    permutations,
+    seed,
+    threads,
+    force,
+    quiet,
+    no_report,
+    workers,
+    worker_threads,
+    scheduler,
+    scheduler_timeout,
+) -> None:
     """Run the study in CONFIG (TOML; see docs/study.md): ICNA, purity-associated genes, SLR /
     LMM / LMM with K rebuilt without the purity genes, GSEA, subsampling, figures, report.
 
@@ -56,8 +87,25 @@ def study(config, cohorts, output, permutations, seed, threads, force, quiet, no
     if permutations is not None:
         data.setdefault("gsea", {})["permutations"] = permutations
     cfg = study_config_from_dict(data, base=base, source=source)
+    if worker_threads and workers is None:
+        raise UserInputError("--worker-threads applies to a local cluster: add --workers N")
     t0 = time.perf_counter()
-    result = run_study(cfg, force=force, progress=not quiet, report=not no_report)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if workers is not None or scheduler is not None:
+            from exprlmm.assoc.distributed import open_client
+
+            client = stack.enter_context(
+                open_client(
+                    workers=workers,
+                    scheduler=scheduler,
+                    timeout=scheduler_timeout,
+                    processes=not worker_threads,
+                )
+            )
+        result = run_study(
+            cfg, force=force, progress=not quiet, report=not no_report, client=client
+        )
     where = f"report {result.report}" if result.report else f"tables in {result.output}"
     click.echo(
         f"study: {len(result.steps_run)} steps run, {len(result.steps_skipped)} up to date, "

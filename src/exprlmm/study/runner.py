@@ -238,16 +238,41 @@ def _scan(
     covariates: np.ndarray | None,
     settings: AssocSettings,
     kinship_genes: np.ndarray | None,
+    client: Any = None,
 ) -> pd.DataFrame:
-    """One model's scan on an in-memory cohort (LMM: K from the genes in ``kinship_genes``)."""
-    values = to_backend(
-        expression.to_numpy(dtype=np.float64), settings.backend, device_name=settings.device
-    )
+    """One model's scan on an in-memory cohort (LMM: K from the genes in ``kinship_genes``).
+
+    With a dask ``client`` the gene chunks run on the cluster (`scan_distributed`: K's
+    eigensystem and the null model here, the chunks on the workers; same table).
+    """
     genes = list(expression.columns)
+    backend = "numpy" if client is not None else settings.backend
+    values = to_backend(expression.to_numpy(dtype=np.float64), backend, device_name=settings.device)
+    mask = np.ones(len(genes), dtype=bool) if kinship_genes is None else kinship_genes
     try:
+        if client is not None:
+            from exprlmm.assoc.distributed import scan_distributed
+
+            kind = "slr" if model == "slr" else "lmm"
+            return scan_distributed(
+                values,
+                trait,
+                client=client,
+                models=(kind,),
+                covariates=covariates,
+                eigensystem=None if kind == "slr" else kinship_eigensystem(settings, values, mask),
+                kinship_genes=mask,
+                gene_names=genes,
+                standardize=settings.standardize,
+                chunk_size=settings.chunk_size,
+                method=settings.method,
+                delta=settings.delta_value(),
+                leave_out=settings.leave_out,
+                test=settings.test,
+                precision=settings.precision,
+            )[kind]
         if model == "slr":
             return run_slr_scan(settings, values, trait, covariates, genes)
-        mask = np.ones(len(genes), dtype=bool) if kinship_genes is None else kinship_genes
         eig = kinship_eigensystem(settings, values, mask)
         return run_lmm_scan(settings, values, trait, covariates, genes, mask, eig)
     except ValueError as err:
@@ -256,29 +281,74 @@ def _scan(
         raise UserInputError(str(err)) from err
 
 
+def _gsea_table(
+    scores: pd.Series,
+    sets: dict[str, list[str]],
+    settings,
+    removal: tuple[Any, Any],
+    *,
+    any_size: bool = False,
+) -> pd.DataFrame:
+    """GSEA table of ``sets`` on ``scores``, removing ``removal = (genes, exempt sets)``.
+
+    ``any_size``: test every set whatever its size (the purity sets and the sets tracked in
+    subsamples are explicit choices); otherwise the settings' min/max size apply.
+    """
+    if any_size:
+        settings = dataclasses.replace(settings, min_size=1, max_size=max(1, len(scores)))
+    remove, exempt = removal
+    return prerank(scores, sets, settings, remove_genes=remove, exempt_sets=exempt).table
+
+
+def _subsample_replicate(
+    item: tuple[int, int, int],
+    *,
+    expression: np.ndarray,
+    genes: list[str],
+    trait: np.ndarray,
+    covariates: np.ndarray | None,
+    settings: AssocSettings,
+    tracked: dict[str, list[str]],
+    gsea_settings,
+    removal: tuple[Any, Any],
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One random subset ``item = (size, repeat, seed)``: SLR vs LMM Spearman, tracked NES.
+
+    A pure function of its arguments (a task of its own on a cluster): the subset is the
+    sorted ``size`` rows (samples × ``genes`` matrix ``expression``) drawn without
+    replacement by ``default_rng(seed)``; genes constant in the subset are dropped; both
+    scans and the GSEA of ``tracked`` run on the subset. (A numpy matrix, not a DataFrame:
+    dask serialises a DataFrame column by column, 11 s for 20,000 genes.)
+    """
+    size, repeat, seed = item
+    rows = np.sort(np.random.default_rng(seed).choice(len(trait), size=size, replace=False))
+    subset = expression[rows]
+    varies = np.ptp(subset, axis=0) > 0
+    expr = pd.DataFrame(subset[:, varies], columns=np.asarray(genes, dtype=object)[varies])
+    cov = None if covariates is None else covariates[rows]
+    scans = {m: _scan(m, expr, trait[rows], cov, settings, None) for m in ("slr", "lmm")}
+    rho = stats.spearmanr(scans["slr"]["stat"], scans["lmm"]["stat"]).statistic
+    nes = []
+    for m, scan in scans.items():
+        scores = pd.Series(scan["stat"].to_numpy(), index=scan["gene"].astype(str))
+        table = _gsea_table(scores, tracked, gsea_settings, removal, any_size=True)
+        nes.append(
+            table[["term", "nes", "pvalue", "fdr"]].assign(size=size, repeat=repeat, model=m)
+        )
+    similarity = {"size": size, "repeat": repeat, "seed": seed, "spearman": rho}
+    return similarity, pd.concat(nes, ignore_index=True)
+
+
 class _Study:
-    def __init__(self, config: StudyConfig) -> None:
+    def __init__(self, config: StudyConfig, client: Any = None) -> None:
         self.config = config
+        self.client = client
         self.out = Path(config.output)
         self.files = _Files()
         self.cohorts = _Cohorts(config)
         self.sets = load_gene_sets(config.gsea.gene_sets)
-        self.remove, self.exempt = removal_genes(config.gsea.remove_genes)
+        self.removal = removal_genes(config.gsea.remove_genes)
         self._prepared: dict[str, tuple[str | None, str]] = {}
-
-    def gsea(
-        self, scores: pd.Series, sets: dict[str, list[str]], settings, *, any_size: bool = False
-    ) -> pd.DataFrame:
-        """GSEA table of ``sets`` on ``scores`` with the study's gene removal.
-
-        ``any_size``: test every set whatever its size (the purity sets and the sets tracked
-        in subsamples are explicit choices); otherwise ``[gsea]`` min/max size apply.
-        """
-        if any_size:
-            settings = dataclasses.replace(settings, min_size=1, max_size=max(1, len(scores)))
-        return prerank(
-            scores, sets, settings, remove_genes=self.remove, exempt_sets=self.exempt
-        ).table
 
     # ---------------------------------------------------------------- per-cohort steps
     def _trait(self, c: CohortConfig, folder: Path, steps: _Steps) -> tuple[str | None, str]:
@@ -441,7 +511,15 @@ class _CohortSteps:
                 mask = (
                     None if model == "slr" else self._kinship_mask(model, loaded.expression.columns)
                 )
-                table = _scan(model, loaded.expression, trait, covariates, self.settings, mask)
+                table = _scan(
+                    model,
+                    loaded.expression,
+                    trait,
+                    covariates,
+                    self.settings,
+                    mask,
+                    self.study.client,
+                )
                 write_table(table, path)
 
             key = {"step": f"assoc_{model}", "data": self.data_key}
@@ -452,6 +530,7 @@ class _CohortSteps:
     def gsea(self) -> None:
         """GSEA of each model's ranking (plus the purity sets at any size) and of purity's."""
         settings = self.cfg.gsea.gsea_settings()
+        removal = self.study.removal
         for name in (*self.cfg.models, "purity"):
             source = self.purity_path if name == "purity" else self.folder / f"assoc_{name}.tsv"
             outputs = [self.folder / f"gsea_{name}.tsv"]
@@ -461,10 +540,10 @@ class _CohortSteps:
             def compute(name: str = name, source: Path = source, outputs=outputs) -> None:
                 table = _read(source)
                 scores = pd.Series(table["stat"].to_numpy(), index=table["gene"].astype(str))
-                write_table(self.study.gsea(scores, self.study.sets, settings), outputs[0])
+                write_table(_gsea_table(scores, self.study.sets, settings, removal), outputs[0])
                 if name != "purity":
                     sets = purity_gene_sets(self._purity_genes())
-                    table = self.study.gsea(scores, sets, settings, any_size=True)
+                    table = _gsea_table(scores, sets, settings, removal, any_size=True)
                     write_table(table, outputs[1])
 
             ranking = "purity" if name == "purity" else f"assoc_{name}"
@@ -526,34 +605,30 @@ class _CohortSteps:
                 loaded, trait, covariates = self._data()
                 tracked = {k: v for k, v in self.study.sets.items() if k in sub.terms}
                 tracked.update(purity_gene_sets(self._purity_genes()))
-                similarity, nes = [], []
-                for repeat in range(sub.repeats):
-                    seed = derived_seed(cfg.seed, self.c.name, "subsample", size, repeat)
-                    rows = np.sort(
-                        np.random.default_rng(seed).choice(len(trait), size=size, replace=False)
-                    )
-                    expr = loaded.expression.iloc[rows]
-                    expr = expr.loc[:, np.ptp(expr.to_numpy(), axis=0) > 0]
-                    cov = None if covariates is None else covariates[rows]
-                    scans = {
-                        m: _scan(m, expr, trait[rows], cov, self.settings, None)
-                        for m in ("slr", "lmm")
-                    }
-                    rho = stats.spearmanr(scans["slr"]["stat"], scans["lmm"]["stat"]).statistic
-                    similarity.append(
-                        {"size": size, "repeat": repeat, "seed": seed, "spearman": rho}
-                    )
-                    for m, scan in scans.items():
-                        scores = pd.Series(scan["stat"].to_numpy(), index=scan["gene"].astype(str))
-                        table = self.study.gsea(scores, tracked, settings, any_size=True)
-                        nes.append(
-                            table[["term", "nes", "pvalue", "fdr"]].assign(
-                                size=size, repeat=repeat, model=m
-                            )
-                        )
-                write_table(pd.DataFrame(similarity), paths[0])
+                items = [
+                    (size, repeat, derived_seed(cfg.seed, self.c.name, "subsample", size, repeat))
+                    for repeat in range(sub.repeats)
+                ]
+                shared = {
+                    "expression": loaded.expression.to_numpy(dtype=np.float64),
+                    "genes": list(loaded.expression.columns),
+                    "trait": trait,
+                    "covariates": covariates,
+                    "settings": self.settings,
+                    "tracked": tracked,
+                    "gsea_settings": settings,
+                    "removal": self.study.removal,
+                }
+                if self.study.client is None:
+                    done = [_subsample_replicate(item, **shared) for item in items]
+                else:  # one task per subset
+                    from exprlmm.assoc.distributed import map_tasks
+
+                    done = map_tasks(_subsample_replicate, items, self.study.client, shared=shared)
+                write_table(pd.DataFrame([similarity for similarity, _ in done]), paths[0])
                 columns = ["size", "repeat", "model", "term", "nes", "pvalue", "fdr"]
-                write_table(pd.concat(nes, ignore_index=True)[columns], paths[1])
+                nes = pd.concat([table for _, table in done], ignore_index=True)
+                write_table(nes[columns], paths[1])
 
             key = {
                 "step": f"subsample_{size}",
@@ -580,7 +655,12 @@ def _n_steps(config: StudyConfig, study: _Study) -> int:
 
 
 def run_study(
-    config: StudyConfig, *, force: bool = False, progress: bool = True, report: bool = True
+    config: StudyConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    report: bool = True,
+    client: Any = None,
 ) -> StudyResult:
     """Run (or resume) the study described by ``config``; see ``docs/study.md``.
 
@@ -594,6 +674,10 @@ def run_study(
         Show a progress bar (stderr).
     report
         Draw the figures and write ``report.html`` (False: tables only).
+    client
+        A ``distributed.Client`` (`exprlmm.assoc.distributed.open_client`): the cohorts'
+        scans run gene chunks on the cluster and every subsample is a task of its own. The
+        cluster does not enter the steps' hashes: a study may be resumed with or without one.
 
     Raises
     ------
@@ -618,8 +702,10 @@ def run_study(
     try:
         log.info("exprlmm %s study → %s", __version__, out)
         write_text_atomic(out / "study.resolved.toml", to_toml(config))
-        study = _Study(config)
+        study = _Study(config, client)
         _check_gene_sets(config, study)
+        if client is not None:
+            _check_cluster_backend(config)
         with (
             threadpool_limits(limits=config.threads),
             tqdm(
@@ -655,6 +741,7 @@ def run_study(
                 "randomness": "GSEA nulls (seed in [gsea]); subsets: seeds derived from the "
                 "study seed, the cohort, the size and the repeat (written in "
                 "subsample_similarity.tsv)",
+                "cluster": None if client is None else _cluster_info(client),
                 "steps_run": steps.run,
                 "steps_skipped": steps.skipped,
                 "timings": timings,
@@ -680,6 +767,22 @@ def run_study(
         steps_skipped=tuple(steps.skipped),
         timings=timings,
     )
+
+
+def _check_cluster_backend(config: StudyConfig) -> None:
+    """A cluster's workers run numpy: ``backend`` torch/cupy cannot go with it."""
+    for c in config.cohorts:
+        backend = config.assoc_options(c).get("backend", "numpy")
+        if backend != "numpy":
+            raise UserInputError(
+                f"cohort {c.name!r}: backend {backend!r} with --workers/--scheduler: the workers "
+                'run numpy; drop the cluster options or set backend = "numpy"'
+            )
+
+
+def _cluster_info(client: Any) -> dict[str, Any]:
+    info = client.scheduler_info(n_workers=-1)
+    return {"scheduler": info.get("address"), "n_workers": len(info.get("workers", {}))}
 
 
 def _notes(out: Path, config: StudyConfig) -> list[str]:
