@@ -5,6 +5,10 @@
 Synthetic cohort (10 latent factors), K from all genes. Reports wall time of the eigensystem,
 the null-δ scan and the per-gene refit on the chosen backend (after one warm-up run), the
 numpy times in the same process (unless --skip-numpy), and the largest difference in −log10 p.
+``--precision float32`` runs the backend in float32 (the numpy reference stays float64, so
+the difference is float32's accuracy on that device):
+
+    python benchmarks/bench_backends.py --backend torch --device cuda --precision float32
 """
 
 from __future__ import annotations
@@ -40,13 +44,12 @@ def _timed(fn, sync, repeats: int = 2):
     return out, best
 
 
-def run(expression, trait, convert, sync, chunk_size):
+def run(expression, trait, convert, sync, chunk_size, precision="float64"):
     x = convert(expression)
-    eig, t_eig = _timed(lambda: eigensystem_from_expression(x), sync)
-    null, t_null = _timed(lambda: lmm_scan(x, trait, eigensystem=eig, chunk_size=chunk_size), sync)
-    refit, t_refit = _timed(
-        lambda: lmm_scan(x, trait, eigensystem=eig, delta="refit", chunk_size=chunk_size), sync
-    )
+    kw = {"chunk_size": chunk_size, "precision": precision}
+    eig, t_eig = _timed(lambda: eigensystem_from_expression(x, precision=precision), sync)
+    null, t_null = _timed(lambda: lmm_scan(x, trait, eigensystem=eig, **kw), sync)
+    refit, t_refit = _timed(lambda: lmm_scan(x, trait, eigensystem=eig, delta="refit", **kw), sync)
     return {"eig_s": t_eig, "null_s": t_null, "refit_s": t_refit}, null, refit
 
 
@@ -61,6 +64,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads for the numpy run")
     parser.add_argument("--skip-numpy", action="store_true")
+    parser.add_argument("--precision", choices=["float64", "float32"], default="float64")
     args = parser.parse_args()
     expression, trait = synthetic(args.samples, args.genes)
     if args.backend == "torch":
@@ -93,9 +97,10 @@ def main() -> None:
             return None
 
         card = "cpu"
-    timings, null, refit = run(expression, trait, convert, sync, args.chunk_size)
+    timings, null, refit = run(expression, trait, convert, sync, args.chunk_size, args.precision)
     report = {
         "backend": args.backend,
+        "precision": args.precision,
         "device": card,
         "samples": args.samples,
         "genes": args.genes,
