@@ -15,9 +15,10 @@ once and given to every scan, so that the rows compare the scans themselves. Sec
 - ``rank``: the eigensystem from a randomized SVD of rank R (``eigensystem_from_expression(
   rank=R)``) against the exact one: time, and the scan's max |Δ -log10 p| (null δ).
 - ``study``: :func:`exprlmm.study.run_study` on the cohort's first ``--study-genes`` genes
-  (written as TSV), SLR + LMM, subsamples of N/4 and N/2 samples x 4 repeats, in this process
-  and with a 2-worker ``LocalCluster`` (scans in gene chunks, one task per subsample): the
-  subsample and scan steps' times and whether the subsample tables are byte-identical.
+  (written as TSV), SLR + LMM, GSEA of 300 random sets (15-200 genes, 10,000 permutations),
+  subsamples of N/4 and N/2 samples x 4 repeats (1,000 permutations), in this process
+  and with a 2-worker ``LocalCluster`` (scans in gene chunks, one task per GSEA ranking and
+  per subset): the steps' times and whether the subsample tables are byte-identical.
 
 Usage::
 
@@ -196,8 +197,10 @@ def section_study(cohort, genes: int, out):
     names = expression.columns.to_numpy()
     (folder / "sets.gmt").write_text(
         "".join(
-            f"SET_{i}\tx\t" + "\t".join(rng.choice(names, size=50, replace=False)) + "\n"
-            for i in range(20)
+            f"SET_{i}\tx\t"
+            + "\t".join(rng.choice(names, size=int(rng.integers(15, 200)), replace=False))
+            + "\n"
+            for i in range(300)
         )
     )
     n = len(expression)
@@ -208,7 +211,7 @@ def section_study(cohort, genes: int, out):
         "seed": 1,
         "gsea": {
             "gene_sets": ["sets.gmt"],
-            "permutations": 1000,
+            "permutations": 10_000,
             "tail": "none",
             "highlight": ["SET_0"],
         },
@@ -230,9 +233,13 @@ def section_study(cohort, genes: int, out):
         steps = {k.split("/")[1]: v for k, v in result.timings.items() if "/" in k}
         row[f"{label}_subsample_s"] = sum(v for k, v in steps.items() if k.startswith("subsample"))
         row[f"{label}_scans_s"] = sum(v for k, v in steps.items() if k.startswith("assoc_"))
+        row[f"{label}_gsea_s"] = sum(v for k, v in steps.items() if k.startswith("gsea_"))
+        row[f"{label}_total_s"] = result.timings["total_s"]
         tables[label] = (result.output / "cohorts" / "SIM" / "subsample_gsea.tsv").read_bytes()
     row["subsample_ratio"] = row["workers2_subsample_s"] / row["single_subsample_s"]
     row["scans_ratio"] = row["workers2_scans_s"] / row["single_scans_s"]
+    row["gsea_ratio"] = row["workers2_gsea_s"] / row["single_gsea_s"]
+    row["total_ratio"] = row["workers2_total_s"] / row["single_total_s"]
     row["identical_subsample_tables"] = tables["single"] == tables["workers2"]
     out["study"] = row
     print(f"study: {json.dumps(row)}  load {_load()}", flush=True)

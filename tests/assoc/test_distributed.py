@@ -138,3 +138,20 @@ def test_low_rank_randomized_kinship_captures_the_leading_spectrum():
     assert eig.is_low_rank and eig.rank == 10
     top = np.sort(np.asarray(exact.values))[::-1][:3]
     assert np.allclose(np.sort(eig.values)[::-1][:3], top, rtol=1e-3)
+
+
+# tearing down worker processes under pytest leaves sockets for the garbage collector, and a
+# second cluster in one process finds the scheduler's HTTP port taken: both harmless here
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
+def test_local_worker_processes_keep_glibc_malloc_defaults() -> None:
+    # dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's dynamic mmap threshold (numpy
+    # temporaries then fault in afresh: GSEA ran 3x slower in a worker); open_client drops it
+    import os
+
+    with open_client(workers=1) as client:
+        env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        threads = client.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
+    assert list(env.values()) == [None]
+    assert list(threads.values()) == ["1"]  # dask's other worker settings are kept

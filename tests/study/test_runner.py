@@ -266,19 +266,43 @@ def test_two_cohorts_stack_into_the_summary(study_dict, tmp_path):
     assert not (result.output / "cohorts" / "TOY" / "subsample_similarity.tsv").exists()
 
 
-def test_cluster_run_gives_the_single_process_tables(study_dict, tmp_path):
+def test_cluster_run_gives_the_single_process_tables(study_dict, tmp_path, monkeypatch):
     pytest.importorskip("distributed")
+    from exprlmm.assoc import distributed
     from exprlmm.assoc.distributed import open_client
 
+    tasks: list[str] = []
+    real_map_tasks = distributed.map_tasks
+
+    def spy(fn, items, client, **kwargs):
+        items = list(items)
+        tasks.extend([fn.__name__] * len(items))
+        return real_map_tasks(fn, items, client, **kwargs)
+
+    monkeypatch.setattr(distributed, "map_tasks", spy)
     single = _run(study_dict, tmp_path, output="single").output
+    assert tasks == []
     data = copy.deepcopy(study_dict)
     data["output"] = "cluster"
     with open_client(workers=2, processes=False) as client:
         cluster = run_study(
             study_config_from_dict(data, base=tmp_path), progress=False, report=False, client=client
         ).output
+        # 4 rankings (3 models + purity) and 2 sizes × 2 repeats, each a task
+        assert sorted(tasks) == ["_ranking_gsea"] * 4 + ["_subsample_replicate"] * 4
+        # a rerun on the cluster finds every step up to date and submits nothing
+        again = run_study(
+            study_config_from_dict(data, base=tmp_path), progress=False, report=False, client=client
+        )
+    assert again.steps_run == ()
+    assert len(tasks) == 8
     a, b = _tables(single), _tables(cluster)
     assert a.keys() == b.keys()
+    # GSEA ran as tasks on the cluster: the same bytes given the same rankings
+    assert (
+        a[str(Path("cohorts") / "TOY" / "gsea_purity.tsv")]
+        == b[str(Path("cohorts") / "TOY" / "gsea_purity.tsv")]
+    )
     folder = Path("cohorts") / "TOY"
     # subsets run as tasks through the same function: the same bytes
     for name in ("subsample_similarity.tsv", "subsample_gsea.tsv"):

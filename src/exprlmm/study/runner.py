@@ -128,16 +128,11 @@ class _Steps:
         digest = _digest(key)
         marker = folder / ".steps" / f"{name}.json"
         self.bar.set_postfix_str(label)
-        if not self.force and marker.exists() and all(p.exists() for p in outputs):
-            try:
-                done = json.loads(marker.read_text(encoding="utf-8")).get("key")
-            except (OSError, json.JSONDecodeError):
-                done = None
-            if done == digest:
-                log.info("skip %s (up to date)", label)
-                self.skipped.append(label)
-                self.bar.update(1)
-                return digest
+        if not self.pending(folder, name, key, outputs):
+            log.info("skip %s (up to date)", label)
+            self.skipped.append(label)
+            self.bar.update(1)
+            return digest
         t0 = time.perf_counter()
         log.info("run %s", label)
         compute()
@@ -149,6 +144,17 @@ class _Steps:
         self.timings[label] = seconds
         self.bar.update(1)
         return digest
+
+    def pending(self, folder: Path, name: str, key: dict[str, Any], outputs: list[Path]) -> bool:
+        """Whether the step must run: ``--force``, outputs missing, or its marker differs."""
+        marker = folder / ".steps" / f"{name}.json"
+        if self.force or not marker.exists() or not all(p.exists() for p in outputs):
+            return True
+        try:
+            done = json.loads(marker.read_text(encoding="utf-8")).get("key")
+        except (OSError, json.JSONDecodeError):
+            return True
+        return done != _digest(key)
 
 
 class _Files:
@@ -298,6 +304,22 @@ def _gsea_table(
         settings = dataclasses.replace(settings, min_size=1, max_size=max(1, len(scores)))
     remove, exempt = removal
     return prerank(scores, sets, settings, remove_genes=remove, exempt_sets=exempt).table
+
+
+def _ranking_gsea(
+    job: tuple[pd.Series, dict[str, list[str]] | None],
+    *,
+    sets: dict[str, list[str]],
+    settings,
+    removal: tuple[Any, Any],
+) -> list[pd.DataFrame]:
+    """GSEA of one ranking ``job = (scores, purity sets or None)``: the study's collections,
+    then the purity sets at any size (a task of its own on a cluster)."""
+    scores, purity_sets = job
+    tables = [_gsea_table(scores, sets, settings, removal)]
+    if purity_sets is not None:
+        tables.append(_gsea_table(scores, purity_sets, settings, removal, any_size=True))
+    return tables
 
 
 def _subsample_replicate(
@@ -528,24 +550,19 @@ class _CohortSteps:
             self._step(f"assoc_{model}", key, [path], compute)
 
     def gsea(self) -> None:
-        """GSEA of each model's ranking (plus the purity sets at any size) and of purity's."""
+        """GSEA of each model's ranking (plus the purity sets at any size) and of purity's.
+
+        On a cluster every GSEA of this cohort that is not up to date runs as a task, all at
+        once; each step then writes its tables.
+        """
         settings = self.cfg.gsea.gsea_settings()
-        removal = self.study.removal
+        shared = {"sets": self.study.sets, "settings": settings, "removal": self.study.removal}
+        plans = []
         for name in (*self.cfg.models, "purity"):
             source = self.purity_path if name == "purity" else self.folder / f"assoc_{name}.tsv"
             outputs = [self.folder / f"gsea_{name}.tsv"]
             if name != "purity":
                 outputs.append(self.folder / "purity_sets" / f"gsea_{name}.tsv")
-
-            def compute(name: str = name, source: Path = source, outputs=outputs) -> None:
-                table = _read(source)
-                scores = pd.Series(table["stat"].to_numpy(), index=table["gene"].astype(str))
-                write_table(_gsea_table(scores, self.study.sets, settings, removal), outputs[0])
-                if name != "purity":
-                    sets = purity_gene_sets(self._purity_genes())
-                    table = _gsea_table(scores, sets, settings, removal, any_size=True)
-                    write_table(table, outputs[1])
-
             ranking = "purity" if name == "purity" else f"assoc_{name}"
             key = {
                 "step": f"gsea_{name}",
@@ -553,6 +570,36 @@ class _CohortSteps:
                 "purity": self.digests["purity"],
                 "gsea": self.gsea_key,
             }
+            plans.append((name, source, outputs, key))
+
+        def job(source: Path, with_purity_sets: bool) -> tuple[pd.Series, Any]:
+            table = _read(source)
+            scores = pd.Series(table["stat"].to_numpy(), index=table["gene"].astype(str))
+            return scores, purity_gene_sets(self._purity_genes()) if with_purity_sets else None
+
+        done: dict[str, list[pd.DataFrame]] = {}
+        if self.study.client is not None:
+            todo = [
+                (name, job(source, name != "purity"))
+                for name, source, outputs, key in plans
+                if self.steps.pending(self.folder, f"gsea_{name}", key, outputs)
+            ]
+            if todo:
+                from exprlmm.assoc.distributed import map_tasks
+
+                tables = map_tasks(
+                    _ranking_gsea, [j for _, j in todo], self.study.client, shared=shared
+                )
+                done = dict(zip([name for name, _ in todo], tables, strict=True))
+        for name, source, outputs, key in plans:
+
+            def compute(name: str = name, source: Path = source, outputs=outputs) -> None:
+                tables = done.get(name)
+                if tables is None:
+                    tables = _ranking_gsea(job(source, name != "purity"), **shared)
+                for table, path in zip(tables, outputs, strict=True):
+                    write_table(table, path)
+
             self._step(f"gsea_{name}", key, outputs, compute)
 
     def summary(self) -> None:
@@ -593,43 +640,15 @@ class _CohortSteps:
         self._step("summary", key, paths, compute)
 
     def subsample(self) -> None:
-        """Random subsets (one step per size): Spearman(SLR, LMM) and NES of tracked sets."""
+        """Random subsets (one step per size): Spearman(SLR, LMM) and NES of tracked sets.
+
+        On a cluster every subset of every size not up to date is a task, all submitted at
+        once; each step then writes its tables.
+        """
         cfg, sub, folder = self.cfg, self.cfg.subsample, self.folder
-        settings = cfg.gsea.gsea_settings(permutations=sub.permutations, tail="none")
-        parts = []
+        plans = []
         for size in sub.sizes:
             paths = [folder / "subsample" / f"{kind}_{size}.tsv" for kind in ("similarity", "gsea")]
-            parts.append(paths)
-
-            def compute(size: int = size, paths: list[Path] = paths) -> None:
-                loaded, trait, covariates = self._data()
-                tracked = {k: v for k, v in self.study.sets.items() if k in sub.terms}
-                tracked.update(purity_gene_sets(self._purity_genes()))
-                items = [
-                    (size, repeat, derived_seed(cfg.seed, self.c.name, "subsample", size, repeat))
-                    for repeat in range(sub.repeats)
-                ]
-                shared = {
-                    "expression": loaded.expression.to_numpy(dtype=np.float64),
-                    "genes": list(loaded.expression.columns),
-                    "trait": trait,
-                    "covariates": covariates,
-                    "settings": self.settings,
-                    "tracked": tracked,
-                    "gsea_settings": settings,
-                    "removal": self.study.removal,
-                }
-                if self.study.client is None:
-                    done = [_subsample_replicate(item, **shared) for item in items]
-                else:  # one task per subset
-                    from exprlmm.assoc.distributed import map_tasks
-
-                    done = map_tasks(_subsample_replicate, items, self.study.client, shared=shared)
-                write_table(pd.DataFrame([similarity for similarity, _ in done]), paths[0])
-                columns = ["size", "repeat", "model", "term", "nes", "pvalue", "fdr"]
-                nes = pd.concat([table for _, table in done], ignore_index=True)
-                write_table(nes[columns], paths[1])
-
             key = {
                 "step": f"subsample_{size}",
                 "data": self.data_key,
@@ -638,9 +657,61 @@ class _CohortSteps:
                 "subsample": dataclasses.asdict(sub),
                 "gsea": self.gsea_key,
             }
+            items = [
+                (size, repeat, derived_seed(cfg.seed, self.c.name, "subsample", size, repeat))
+                for repeat in range(sub.repeats)
+            ]
+            plans.append((size, paths, key, items))
+        inputs: dict[str, Any] = {}
+
+        def shared() -> dict[str, Any]:
+            """What every subset needs (built once, when the first one runs)."""
+            if not inputs:
+                loaded, trait, covariates = self._data()
+                tracked = {k: v for k, v in self.study.sets.items() if k in sub.terms}
+                tracked.update(purity_gene_sets(self._purity_genes()))
+                inputs.update(
+                    expression=loaded.expression.to_numpy(dtype=np.float64),
+                    genes=list(loaded.expression.columns),
+                    trait=trait,
+                    covariates=covariates,
+                    settings=self.settings,
+                    tracked=tracked,
+                    gsea_settings=cfg.gsea.gsea_settings(
+                        permutations=sub.permutations, tail="none"
+                    ),
+                    removal=self.study.removal,
+                )
+            return inputs
+
+        done: dict[int, list[tuple[dict[str, Any], pd.DataFrame]]] = {}
+        if self.study.client is not None:
+            todo = [
+                item
+                for size, paths, key, items in plans
+                if self.steps.pending(folder, f"subsample_{size}", key, paths)
+                for item in items
+            ]
+            if todo:
+                from exprlmm.assoc.distributed import map_tasks
+
+                results = map_tasks(_subsample_replicate, todo, self.study.client, shared=shared())
+                for item, result in zip(todo, results, strict=True):
+                    done.setdefault(item[0], []).append(result)
+        for size, paths, key, items in plans:
+
+            def compute(size: int = size, paths: list[Path] = paths, items=items) -> None:
+                results = done.get(size)
+                if results is None:
+                    results = [_subsample_replicate(item, **shared()) for item in items]
+                write_table(pd.DataFrame([similarity for similarity, _ in results]), paths[0])
+                columns = ["size", "repeat", "model", "term", "nes", "pvalue", "fdr"]
+                nes = pd.concat([table for _, table in results], ignore_index=True)
+                write_table(nes[columns], paths[1])
+
             self._step(f"subsample_{size}", key, paths, compute)
         for i, name in enumerate(("subsample_similarity.tsv", "subsample_gsea.tsv")):
-            table = pd.concat([_read(p[i]) for p in parts], ignore_index=True)
+            table = pd.concat([_read(p[i]) for _, p, _, _ in plans], ignore_index=True)
             write_table(table, folder / name)
 
 
