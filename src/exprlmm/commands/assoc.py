@@ -189,8 +189,7 @@ from exprlmm.commands import split_list
     "--worker-threads",
     is_flag=True,
     help="With --workers: threads of this process instead of processes (no data transfer; "
-    "on one machine the refit ran 0.73× the single-process time with 2 thread workers, "
-    "1.14× with 2 processes; benchmarks/README.md).",
+    "a lost worker then stops the run; benchmarks/README.md).",
 )
 @click.option(
     "--scheduler",
