@@ -189,7 +189,7 @@ from exprlmm.commands import split_list
     "--worker-threads",
     is_flag=True,
     help="With --workers: threads of this process instead of processes (no data transfer; "
-    "a lost worker then stops the run; benchmarks/README.md).",
+    "a worker crash then takes this process with it; benchmarks/README.md).",
 )
 @click.option(
     "--scheduler",
