@@ -115,20 +115,28 @@ def open_client(
     # worker than in this process. Our tasks allocate bounded chunks; keep glibc's default.
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        cluster = distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-        try:
-            with distributed.Client(cluster, set_as_default=False) as client:
-                client.run(_warm_up)
-                yield client
-        finally:
-            cluster.close()
+    # the cluster's own INFO lines (and tracebacks of comms closed at shutdown) are not ours
+    # to show: errors only, while it runs and while it shuts down
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
+    dask_log.setLevel(logging.ERROR)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            try:
+                with distributed.Client(cluster, set_as_default=False) as client:
+                    client.run(_warm_up)
+                    yield client
+            finally:
+                cluster.close()
+    finally:
+        dask_log.setLevel(level)
 
 
 def _warm_up() -> None:

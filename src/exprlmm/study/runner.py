@@ -497,6 +497,36 @@ class _CohortSteps:
     def _step(self, name: str, key: dict[str, Any], outputs: list[Path], compute) -> None:
         self.digests[name] = self.steps(self.folder, name, key, outputs, compute)
 
+    def _tasks_on_cluster(
+        self,
+        fn: Callable[..., Any],
+        plans: list[tuple[str, dict[str, Any], list[Path], Callable[[], list[Any]]]],
+        shared: Callable[[], dict[str, Any]],
+    ) -> dict[str, list[Any]]:
+        """Run ``fn(item, **shared())`` for every item of every pending step on the cluster.
+
+        ``plans`` holds ``(step, key, outputs, items)`` per step. All tasks are submitted at
+        once; returns ``{step: results in item order}`` (empty without a cluster, or when
+        every step is up to date), for the steps to write.
+        """
+        if self.study.client is None:
+            return {}
+        todo = [
+            (step, item)
+            for step, key, outputs, items in plans
+            if self.steps.pending(self.folder, step, key, outputs)
+            for item in items()
+        ]
+        if not todo:
+            return {}
+        from exprlmm.assoc.distributed import map_tasks
+
+        results = map_tasks(fn, [item for _, item in todo], self.study.client, shared=shared())
+        done: dict[str, list[Any]] = {}
+        for (step, _), result in zip(todo, results, strict=True):
+            done.setdefault(step, []).append(result)
+        return done
+
     def _purity_genes(self) -> pd.DataFrame:
         return _read(self.purity_path)
 
@@ -557,6 +587,13 @@ class _CohortSteps:
         """
         settings = self.cfg.gsea.gsea_settings()
         shared = {"sets": self.study.sets, "settings": settings, "removal": self.study.removal}
+
+        def job(name: str, source: Path) -> tuple[pd.Series, Any]:
+            table = _read(source)
+            scores = pd.Series(table["stat"].to_numpy(), index=table["gene"].astype(str))
+            purity = None if name == "purity" else purity_gene_sets(self._purity_genes())
+            return scores, purity
+
         plans = []
         for name in (*self.cfg.models, "purity"):
             source = self.purity_path if name == "purity" else self.folder / f"assoc_{name}.tsv"
@@ -570,37 +607,16 @@ class _CohortSteps:
                 "purity": self.digests["purity"],
                 "gsea": self.gsea_key,
             }
-            plans.append((name, source, outputs, key))
+            plans.append((f"gsea_{name}", key, outputs, lambda n=name, s=source: [job(n, s)]))
+        done = self._tasks_on_cluster(_ranking_gsea, plans, lambda: shared)
+        for step, key, outputs, items in plans:
 
-        def job(source: Path, with_purity_sets: bool) -> tuple[pd.Series, Any]:
-            table = _read(source)
-            scores = pd.Series(table["stat"].to_numpy(), index=table["gene"].astype(str))
-            return scores, purity_gene_sets(self._purity_genes()) if with_purity_sets else None
-
-        done: dict[str, list[pd.DataFrame]] = {}
-        if self.study.client is not None:
-            todo = [
-                (name, job(source, name != "purity"))
-                for name, source, outputs, key in plans
-                if self.steps.pending(self.folder, f"gsea_{name}", key, outputs)
-            ]
-            if todo:
-                from exprlmm.assoc.distributed import map_tasks
-
-                tables = map_tasks(
-                    _ranking_gsea, [j for _, j in todo], self.study.client, shared=shared
-                )
-                done = dict(zip([name for name, _ in todo], tables, strict=True))
-        for name, source, outputs, key in plans:
-
-            def compute(name: str = name, source: Path = source, outputs=outputs) -> None:
-                tables = done.get(name)
-                if tables is None:
-                    tables = _ranking_gsea(job(source, name != "purity"), **shared)
+            def compute(step: str = step, outputs=outputs, items=items) -> None:
+                (tables,) = done.get(step) or [_ranking_gsea(items()[0], **shared)]
                 for table, path in zip(tables, outputs, strict=True):
                     write_table(table, path)
 
-            self._step(f"gsea_{name}", key, outputs, compute)
+            self._step(step, key, outputs, compute)
 
     def summary(self) -> None:
         """Positions, overlap, rank test and GSEA of the purity genes; gene-set overlap."""
@@ -661,7 +677,7 @@ class _CohortSteps:
                 (size, repeat, derived_seed(cfg.seed, self.c.name, "subsample", size, repeat))
                 for repeat in range(sub.repeats)
             ]
-            plans.append((size, paths, key, items))
+            plans.append((f"subsample_{size}", key, paths, lambda items=items: items))
         inputs: dict[str, Any] = {}
 
         def shared() -> dict[str, Any]:
@@ -684,34 +700,21 @@ class _CohortSteps:
                 )
             return inputs
 
-        done: dict[int, list[tuple[dict[str, Any], pd.DataFrame]]] = {}
-        if self.study.client is not None:
-            todo = [
-                item
-                for size, paths, key, items in plans
-                if self.steps.pending(folder, f"subsample_{size}", key, paths)
-                for item in items
-            ]
-            if todo:
-                from exprlmm.assoc.distributed import map_tasks
+        done = self._tasks_on_cluster(_subsample_replicate, plans, shared)
+        for step, key, paths, items in plans:
 
-                results = map_tasks(_subsample_replicate, todo, self.study.client, shared=shared())
-                for item, result in zip(todo, results, strict=True):
-                    done.setdefault(item[0], []).append(result)
-        for size, paths, key, items in plans:
-
-            def compute(size: int = size, paths: list[Path] = paths, items=items) -> None:
-                results = done.get(size)
+            def compute(step: str = step, paths: list[Path] = paths, items=items) -> None:
+                results = done.get(step)
                 if results is None:
-                    results = [_subsample_replicate(item, **shared()) for item in items]
+                    results = [_subsample_replicate(item, **shared()) for item in items()]
                 write_table(pd.DataFrame([similarity for similarity, _ in results]), paths[0])
                 columns = ["size", "repeat", "model", "term", "nes", "pvalue", "fdr"]
                 nes = pd.concat([table for _, table in results], ignore_index=True)
                 write_table(nes[columns], paths[1])
 
-            self._step(f"subsample_{size}", key, paths, compute)
+            self._step(step, key, paths, compute)
         for i, name in enumerate(("subsample_similarity.tsv", "subsample_gsea.tsv")):
-            table = pd.concat([_read(p[i]) for _, p, _, _ in plans], ignore_index=True)
+            table = pd.concat([_read(p[i]) for _, _, p, _ in plans], ignore_index=True)
             write_table(table, folder / name)
 
 
