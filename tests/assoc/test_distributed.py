@@ -140,11 +140,9 @@ def test_low_rank_randomized_kinship_captures_the_leading_spectrum():
     assert np.allclose(np.sort(eig.values)[::-1][:3], top, rtol=1e-3)
 
 
-# tearing down worker processes under pytest leaves sockets for the garbage collector, and a
-# second cluster in one process finds the scheduler's HTTP port taken: both harmless here
+# tearing down worker processes under pytest leaves sockets for the garbage collector
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
 def test_local_worker_processes_keep_glibc_malloc_defaults() -> None:
     # dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's dynamic mmap threshold (numpy
     # temporaries then fault in afresh: GSEA ran 3x slower in a worker); open_client drops it
@@ -155,3 +153,17 @@ def test_local_worker_processes_keep_glibc_malloc_defaults() -> None:
         threads = client.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
     assert list(env.values()) == [None]
     assert list(threads.values()) == ["1"]  # dask's other worker settings are kept
+
+
+def test_local_clusters_do_not_need_dask_port_8787() -> None:
+    # another cluster (or anything) on 8787 must not make ours warn or fail
+    import socket
+
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", 8787))
+        except OSError:
+            pass  # already taken by something else: the same situation
+        taken.listen()
+        with open_client(workers=1, processes=False) as client:
+            assert map_tasks(abs, [-2, 3], client) == [2, 3]

@@ -127,6 +127,9 @@ def open_client(
                 threads_per_worker=1,
                 processes=processes,
                 dashboard_address=None,
+                # no dashboard, but the scheduler still serves /health etc.: on a free local
+                # port, not dask's 8787 (taken by any other cluster on this machine)
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
             )
             try:
