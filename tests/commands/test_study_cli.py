@@ -24,17 +24,21 @@ def _cohort(tmp_path: Path) -> str:
     return f"TOY:expression={tmp_path / 'e.tsv'},samples={tmp_path / 's.tsv'}"
 
 
-def test_cohort_option_runs_the_study(tmp_path):
+def _config(tmp_path: Path) -> Path:
     config = tmp_path / "study.toml"
     config.write_text(
         f'trait = "trait"\nmodels = ["slr", "lmm"]\n[gsea]\ngene_sets = ["{tmp_path / "sets.gmt"}"]\n'
         'highlight = ["A"]\n'
     )
+    return config
+
+
+def test_cohort_option_runs_the_study(tmp_path):
     result = CliRunner().invoke(
         cli,
         [
             "study",
-            str(config),
+            str(_config(tmp_path)),
             "--cohort",
             _cohort(tmp_path),
             "-o",
@@ -65,15 +69,6 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1
     assert "cohort 'X' key 'expression' = 'missing.tsv': file not found" in lines[0]
-
-
-def _config(tmp_path: Path) -> Path:
-    config = tmp_path / "study.toml"
-    config.write_text(
-        f'trait = "trait"\nmodels = ["slr", "lmm"]\n[gsea]\ngene_sets = ["{tmp_path / "sets.gmt"}"]\n'
-        'highlight = ["A"]\n'
-    )
-    return config
 
 
 @pytest.mark.parametrize(

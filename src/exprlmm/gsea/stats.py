@@ -34,7 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PermutationStats", "bh_adjust", "fdr_and_fwer", "normalise", "permutation_stats"]
+__all__ = [
+    "PermutationStats",
+    "assemble",
+    "bh_adjust",
+    "fdr_and_fwer",
+    "normalise",
+    "permutation_stats",
+]
 
 
 @dataclass(frozen=True)
@@ -262,15 +269,19 @@ def permutation_stats(
     cmax = np.concatenate(colmax) if colmax else np.zeros(0, np.float32)
     cmin = np.concatenate(colmin) if colmin else np.zeros(0, np.float32)
     fdr, fwer = fdr_and_fwer(nes, numr_sum, ncols_pos, ncols_neg, cmax, cmin)
+    return assemble(nes, pvalue, fdr, fwer, same, beyond, mean_pos, mean_neg, n_perm)
 
+
+def assemble(nes, pvalue, fdr, fwer, same, beyond, mean_pos, mean_neg, n_perm) -> PermutationStats:
+    """`PermutationStats` from the host arrays of both passes (float64 / int64)."""
     return PermutationStats(
-        nes=nes.astype(np.float64),
-        pvalue=pvalue.astype(np.float64),
+        nes=np.asarray(nes, dtype=np.float64),
+        pvalue=np.asarray(pvalue, dtype=np.float64),
         fdr=fdr,
         fwer=fwer,
-        n_null_same_sign=same.astype(np.int64),
-        n_null_beyond=beyond,
-        mean_pos=mean_pos.astype(np.float64),
-        mean_neg=mean_neg.astype(np.float64),
-        n_perm=n_perm,
+        n_null_same_sign=np.asarray(same, dtype=np.int64),
+        n_null_beyond=np.asarray(beyond, dtype=np.int64),
+        mean_pos=np.asarray(mean_pos, dtype=np.float64),
+        mean_neg=np.asarray(mean_neg, dtype=np.float64),
+        n_perm=int(n_perm),
     )

@@ -14,8 +14,8 @@ per-set and per-column summaries cross to the host:
   chunk's qualifying null NES with each value weighted by 1 / its column's count: a suffix sum
   of the sorted weights read at ``searchsorted(t)``.
 
-The host finishes with `exprlmm.gsea.stats.normalise` and `exprlmm.gsea.stats.fdr_and_fwer`
-on those summaries (one number per set, row or column). Counts are exact; sums are float64 in
+The host finishes with `exprlmm.gsea.stats.normalise`, `exprlmm.gsea.stats.fdr_and_fwer` and
+`exprlmm.gsea.stats.assemble` on those summaries (one number per set, row or column). Counts are exact; sums are float64 in
 a different order than numpy's, so a row mean can differ from the numpy path in the last bit
 of float32 (NES within ~1e-7 relative).
 """
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from exprlmm.gsea.stats import PermutationStats, fdr_and_fwer, normalise
+from exprlmm.gsea.stats import PermutationStats, assemble, fdr_and_fwer, normalise
 
 __all__ = ["permutation_stats_torch"]
 
@@ -153,14 +153,4 @@ def permutation_stats_torch(
     fdr, fwer = fdr_and_fwer(
         nes, numr_sum.cpu().numpy(), int(ncols_pos), int(ncols_neg), cmax, cmin
     )
-    return PermutationStats(
-        nes=nes.astype(np.float64),
-        pvalue=pvalue.astype(np.float64),
-        fdr=fdr,
-        fwer=fwer,
-        n_null_same_sign=same.astype(np.int64),
-        n_null_beyond=beyond_h.astype(np.int64),
-        mean_pos=mean_pos.astype(np.float64),
-        mean_neg=mean_neg.astype(np.float64),
-        n_perm=n_perm,
-    )
+    return assemble(nes, pvalue, fdr, fwer, same, beyond_h, mean_pos, mean_neg, n_perm)
