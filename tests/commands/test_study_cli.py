@@ -33,22 +33,26 @@ def _config(tmp_path: Path) -> Path:
     return config
 
 
+def _quick_study(tmp_path: Path, *extra: str):
+    """``exprlmm study`` of the toy cohort, 50 permutations, no report."""
+    args = [
+        "study",
+        str(_config(tmp_path)),
+        "--cohort",
+        _cohort(tmp_path),
+        "-o",
+        str(tmp_path / "out"),
+        "--permutations",
+        "50",
+        "--quiet",
+        "--no-report",
+        *extra,
+    ]
+    return CliRunner().invoke(cli, args)
+
+
 def test_cohort_option_runs_the_study(tmp_path):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "study",
-            str(_config(tmp_path)),
-            "--cohort",
-            _cohort(tmp_path),
-            "-o",
-            str(tmp_path / "out"),
-            "--permutations",
-            "50",
-            "--quiet",
-            "--no-report",
-        ],
-    )
+    result = _quick_study(tmp_path)
     assert result.exit_code == 0, result.output
     assert "steps run" in result.output
     summary = pd.read_csv(tmp_path / "out" / "cohorts" / "TOY" / "purity_summary.tsv", sep="\t")
@@ -95,22 +99,7 @@ def test_cluster_option_errors_exit_2_before_any_step(tmp_path, extra, message):
 
 def test_worker_threads_run_the_study(tmp_path):
     pytest.importorskip("distributed")
-    args = [
-        "study",
-        str(_config(tmp_path)),
-        "--cohort",
-        _cohort(tmp_path),
-        "-o",
-        str(tmp_path / "out"),
-        "--permutations",
-        "50",
-        "--quiet",
-        "--no-report",
-        "--workers",
-        "2",
-        "--worker-threads",
-    ]
-    result = CliRunner().invoke(cli, args)
+    result = _quick_study(tmp_path, "--workers", "2", "--worker-threads")
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "out" / "study.run.json").read_text())
     assert record["cluster"]["n_workers"] == 2
