@@ -238,8 +238,21 @@ def test_too_few_samples_names_the_cohort(study_dict, tmp_path):
         run_study(study_config_from_dict(data, base=tmp_path), progress=False, report=False)
 
 
-def test_two_cohorts_stack_into_the_summary(study_dict, tmp_path):
+@pytest.mark.parametrize(("cache_bytes", "loads"), [(1 << 30, 2), (0, 4)])
+def test_two_cohorts_stack_into_the_summary(study_dict, tmp_path, monkeypatch, cache_bytes, loads):
     from exprlmm.datasets import toy
+
+    # each cohort is read once when both fit the cache; with no cache only the most recent
+    # one stays, so each is read twice: to check it before any step, then for its steps
+    monkeypatch.setattr(runner_module, "COHORT_CACHE_BYTES", cache_bytes)
+    calls: list[str] = []
+    real_load = runner_module.load_assoc_data
+
+    def counting_load(settings, **kwargs):
+        calls.append(settings.expression)
+        return real_load(settings, **kwargs)
+
+    monkeypatch.setattr(runner_module, "load_assoc_data", counting_load)
 
     expression, samples = toy(seed=1, n_samples=50, n_genes=200)
     expression.to_csv(tmp_path / "data" / "expression2.tsv", sep="\t")
@@ -264,6 +277,7 @@ def test_two_cohorts_stack_into_the_summary(study_dict, tmp_path):
     sims = pd.read_csv(summary / "subsample_similarity.tsv", sep="\t")
     assert set(sims["cohort"]) == {"TOY2"}
     assert not (result.output / "cohorts" / "TOY" / "subsample_similarity.tsv").exists()
+    assert len(calls) == loads
 
 
 def test_cluster_run_gives_the_single_process_tables(study_dict, tmp_path, monkeypatch):

@@ -190,12 +190,17 @@ def _icna_table(cohort: CohortConfig, options: dict[str, Any]) -> pd.DataFrame:
     return scores.reset_index()
 
 
+#: Loaded cohorts kept in memory up to this many bytes of expression (the most recent one
+#: always): a study of small cohorts reads each file once, one of large cohorts stays bounded.
+COHORT_CACHE_BYTES = 1 << 30
+
+
 class _Cohorts:
-    """Loads cohorts on demand, keeping the most recent one in memory."""
+    """Loads cohorts on demand, keeping recent ones in memory (`COHORT_CACHE_BYTES`)."""
 
     def __init__(self, config: StudyConfig) -> None:
         self.config = config
-        self._last: tuple[str, AssocData] | None = None
+        self._loaded: dict[str, AssocData] = {}
 
     def settings(self, cohort: CohortConfig, scores: str | None) -> AssocSettings:
         options = dict(self.config.assoc_options(cohort))
@@ -211,8 +216,8 @@ class _Cohorts:
         )
 
     def load(self, cohort: CohortConfig, scores: str | None) -> AssocData:
-        if self._last is not None and self._last[0] == cohort.name:
-            return self._last[1]
+        if cohort.name in self._loaded:
+            return self._loaded[cohort.name]
         settings = self.settings(cohort, scores)
         where = f"cohort {cohort.name!r}"
         sheet_columns = set(
@@ -233,8 +238,13 @@ class _Cohorts:
                 f"{where}: only {n} samples with expression, trait and purity after matching "
                 f"(need ≥ {MIN_SAMPLES}); check the sample IDs of {cohort.expression}"
             )
-        self._last = (cohort.name, data)
+        self._loaded[cohort.name] = data
+        while len(self._loaded) > 1 and self._bytes() > COHORT_CACHE_BYTES:
+            del self._loaded[next(iter(self._loaded))]  # the oldest first
         return data
+
+    def _bytes(self) -> int:
+        return sum(8 * d.cohort.expression.size for d in self._loaded.values())  # float64
 
 
 def _scan(
