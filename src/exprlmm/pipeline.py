@@ -7,6 +7,7 @@ options into :class:`AssocSettings` and calls :func:`run_assoc` and :func:`write
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -15,7 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +48,7 @@ class AssocSettings:
     samples: str
     trait: str
     scores: str | None = None
+    more_traits: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
     model: Model = "both"
     method: Literal["reml", "ml"] = "reml"
@@ -76,6 +78,11 @@ class AssocSettings:
     scheduler_timeout: float = 10.0
 
     @property
+    def traits(self) -> tuple[str, ...]:
+        """Every trait tested: ``trait`` then ``more_traits`` (one K for all of them)."""
+        return (self.trait, *self.more_traits)
+
+    @property
     def distributed(self) -> bool:
         """Whether the scan runs on a dask cluster (``workers`` or ``scheduler`` given)."""
         return self.workers is not None or self.scheduler is not None
@@ -103,12 +110,13 @@ class AssocResult:
     ----------
     table
         Tidy results, one row per gene (and model): ``gene beta se stat df pvalue padj h2
-        delta`` plus ``model`` (``slr``/``lmm``) when both models ran. SLR rows have NaN
+        delta`` plus ``model`` (``slr``/``lmm``) when both models ran, and ``trait`` first
+        when several traits were tested (BH within each trait and model). SLR rows have NaN
         ``h2``/``delta``.
     cohort
         The matched, filtered cohort.
     null_model
-        The LMM null model (None without LMM).
+        The LMM null model of the (first) trait (None without LMM).
     n_kinship_genes
         Genes that built ``K``.
     record
@@ -116,6 +124,8 @@ class AssocResult:
     chunk_dir
         Folder of per-chunk results of a distributed run (removed by :func:`write_assoc`
         once the table is written), or None.
+    null_models
+        Trait → its LMM null model (None without LMM), for every trait.
     """
 
     table: pd.DataFrame
@@ -124,6 +134,7 @@ class AssocResult:
     n_kinship_genes: int
     record: dict[str, Any]
     chunk_dir: Path | None = None
+    null_models: dict[str, NullModel | None] = field(default_factory=dict)
 
 
 def _covariate_kinds(settings: AssocSettings) -> tuple[list[str], list[str]]:
@@ -148,6 +159,7 @@ class AssocData:
     trait: np.ndarray
     covariates: np.ndarray | None
     covariate_names: list[str]
+    trait_values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def load_assoc_data(settings: AssocSettings, *, also_required: tuple[str, ...] = ()) -> AssocData:
@@ -171,13 +183,18 @@ def load_assoc_data(settings: AssocSettings, *, also_required: tuple[str, ...] =
         log2p1=settings.log2p1,
         missing=settings.missing,
         duplicates=settings.duplicates,
-        required_columns=(settings.trait, *also_required, *settings.covariates),
+        required_columns=(*settings.traits, *also_required, *settings.covariates),
         categorical_columns=tuple(categorical),
         scores_path=settings.scores,
     )
-    trait = cohort.samples[settings.trait].to_numpy(dtype=np.float64)
-    if np.ptp(trait) == 0:
-        raise UserInputError(f"trait column {settings.trait!r} is constant in the matched samples")
+    if len(set(settings.traits)) < len(settings.traits):
+        raise UserInputError("--trait: the same trait is given twice")
+    values = {}
+    for name in settings.traits:
+        values[name] = cohort.samples[name].to_numpy(dtype=np.float64)
+        if np.ptp(values[name]) == 0:
+            raise UserInputError(f"trait column {name!r} is constant in the matched samples")
+    trait = values[settings.trait]
     covariates, covariate_names = covariate_matrix(cohort.samples, numeric, categorical)
     n = cohort.expression.shape[0]
     if n < len(covariate_names) + 3:
@@ -185,7 +202,7 @@ def load_assoc_data(settings: AssocSettings, *, also_required: tuple[str, ...] =
             f"{n} matched samples are too few for {len(covariate_names) + 2} fixed effects "
             "(intercept, covariates, gene); add samples or drop covariates"
         )
-    return AssocData(cohort, trait, covariates, covariate_names)
+    return AssocData(cohort, trait, covariates, covariate_names, values)
 
 
 def covariate_matrix(samples: pd.DataFrame, numeric: list[str], categorical: list[str]):
@@ -348,73 +365,66 @@ def run_lmm_scan(
     )
 
 
-def _run_local(settings, expression, trait, covariates, progress, timings):
-    """The scans in this process (numpy, torch or cupy); returns (tables, null, kinship info)."""
-    tables, null, kinship_info = [], None, {}
-    genes = list(expression.columns)
-    values = to_backend(
-        expression.to_numpy(dtype=np.float64), settings.backend, device_name=settings.device
-    )
+def _kinship(settings: AssocSettings, expression: pd.DataFrame, values, timings):
+    """K's genes and eigensystem, once for every trait; ``(None, None, {})`` without LMM."""
+    if settings.model not in ("lmm", "both"):
+        return None, None, {}
+    t0 = time.perf_counter()
+    mask, kinship_info = kinship_mask(settings, expression.columns)
+    eig = kinship_eigensystem(settings, values, mask)
+    timings["kinship_s"] = time.perf_counter() - t0
+    return mask, eig, kinship_info
+
+
+def _add_time(timings: dict[str, float], key: str, t0: float) -> None:
+    timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+
+def _run_local(settings, genes, values, trait, covariates, mask, eig, progress, timings):
+    """One trait's scans in this process (numpy, torch or cupy); returns (tables, null)."""
+    tables, null = [], None
     if settings.model in ("slr", "both"):
         t0 = time.perf_counter()
         slr = run_slr_scan(settings, values, trait, covariates, genes)
-        timings["slr_s"] = time.perf_counter() - t0
+        _add_time(timings, "slr_s", t0)
         tables.append(slr.assign(model="slr", h2=np.nan, delta=np.nan))
     if settings.model in ("lmm", "both"):
         t0 = time.perf_counter()
-        mask, kinship_info = kinship_mask(settings, expression.columns)
-        eig = kinship_eigensystem(settings, values, mask)
-        timings["kinship_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
         lmm = run_lmm_scan(settings, values, trait, covariates, genes, mask, eig, progress=progress)
-        timings["lmm_s"] = time.perf_counter() - t0
+        _add_time(timings, "lmm_s", t0)
         null = lmm.attrs["null_model"]
         tables.append(lmm.assign(model="lmm"))
-    return tables, null, kinship_info
+    return tables, null
 
 
-def _run_distributed(settings, expression, trait, covariates, delta, chunk_dir, progress, timings):
-    """The scans on a dask cluster, chunk by chunk; returns (tables, null, kinship, info)."""
-    from exprlmm.assoc.distributed import open_client, scan_distributed
+def _run_distributed(
+    settings, client, genes, values, trait, covariates, mask, eig, chunk_dir, progress, timings
+):
+    """One trait's scans on a dask cluster, chunk by chunk; returns (tables, null, chunks)."""
+    from exprlmm.assoc.distributed import scan_distributed
 
-    values = expression.to_numpy(dtype=np.float64)
     models = ("slr", "lmm") if settings.model == "both" else (settings.model,)
-    eig, mask, kinship_info = None, None, {}
-    if "lmm" in models:
-        t0 = time.perf_counter()
-        mask, kinship_info = kinship_mask(settings, expression.columns)
-        eig = kinship_eigensystem(settings, values, mask)
-        timings["kinship_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with open_client(
-        workers=settings.workers,
-        scheduler=settings.scheduler,
-        timeout=settings.scheduler_timeout,
-        processes=settings.worker_processes,
-    ) as client:
-        n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
-        timings["cluster_start_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        results = scan_distributed(
-            values,
-            trait,
-            client=client,
-            models=models,
-            covariates=covariates,
-            eigensystem=eig,
-            kinship_genes=mask,
-            gene_names=list(expression.columns),
-            standardize=settings.standardize,
-            chunk_size=settings.chunk_size,
-            chunk_dir=chunk_dir,
-            progress=progress,
-            method=settings.method,
-            delta=delta,
-            leave_out=settings.leave_out,
-            test=settings.test,
-            precision=settings.precision,
-        )
-    timings["scan_s"] = time.perf_counter() - t0
+    results = scan_distributed(
+        values,
+        trait,
+        client=client,
+        models=models,
+        covariates=covariates,
+        eigensystem=eig,
+        kinship_genes=mask,
+        gene_names=genes,
+        standardize=settings.standardize,
+        chunk_size=settings.chunk_size,
+        chunk_dir=chunk_dir,
+        progress=progress,
+        method=settings.method,
+        delta=settings.delta_value(),
+        leave_out=settings.leave_out,
+        test=settings.test,
+        precision=settings.precision,
+    )
+    _add_time(timings, "scan_s", t0)
     tables = []
     if "slr" in results:
         tables.append(results["slr"].assign(model="slr", h2=np.nan, delta=np.nan))
@@ -422,14 +432,21 @@ def _run_distributed(settings, expression, trait, covariates, delta, chunk_dir, 
     if "lmm" in results:
         null = results["lmm"].attrs["null_model"]
         tables.append(results["lmm"].assign(model="lmm"))
-    kind = "processes" if settings.worker_processes else "threads"
-    info = {
-        "scheduler": settings.scheduler or f"LocalCluster({settings.workers} {kind})",
-        "n_workers": n_workers,
-        **next(iter(results.values())).attrs["chunks"],
-        "chunk_dir": None if chunk_dir is None else str(chunk_dir),
+    return tables, null, next(iter(results.values())).attrs["chunks"]
+
+
+def _null_record(null: NullModel | None) -> dict[str, Any] | None:
+    if null is None:
+        return None
+    return {
+        "method": null.method,
+        "delta": null.delta,
+        "h2": null.h2,
+        "loglik": null.loglik,
+        "sigma2_g": null.sigma2_g,
+        "sigma2_e": null.sigma2_e,
+        "at_boundary": null.at_boundary,
     }
-    return tables, null, kinship_info, info
 
 
 def run_assoc(
@@ -439,6 +456,10 @@ def run_assoc(
     output: str | Path | None = None,
 ) -> AssocResult:
     """Run the association scan(s) described by ``settings``.
+
+    Every trait of ``settings.traits`` is tested against the same matched samples (those with
+    all of them) and the same K, whose eigensystem is computed once. With several traits the
+    table starts with a ``trait`` column.
 
     With ``settings.workers``/``settings.scheduler`` the gene chunks run on a dask cluster
     (:mod:`exprlmm.assoc.distributed`); given ``output``, each finished chunk is written
@@ -451,30 +472,74 @@ def run_assoc(
     """
     if settings.model not in ("slr", "lmm", "both"):
         raise UserInputError(f"--model {settings.model!r}: use slr, lmm or both")
-    delta = settings.delta_value()
+    settings.delta_value()  # checks --delta
     if settings.threads < 1:
         raise UserInputError(f"--threads {settings.threads}: must be at least 1")
     _check_scale_options(settings)
     started = time.perf_counter()
     data = load_assoc_data(settings)
-    cohort, trait, covariates = data.cohort, data.trait, data.covariates
+    cohort, covariates = data.cohort, data.covariates
     covariate_names = data.covariate_names
     expression = cohort.expression
+    genes = list(expression.columns)
     n, g = expression.shape
+    several = len(settings.traits) > 1
     timings: dict[str, float] = {}
     chunk_dir = None
     distributed_info: dict[str, Any] | None = None
-    with threadpool_limits(limits=settings.threads):
+    tables: list[pd.DataFrame] = []
+    nulls: dict[str, NullModel | None] = {}
+    with threadpool_limits(limits=settings.threads), contextlib.ExitStack() as stack:
         try:
+            values = to_backend(
+                expression.to_numpy(dtype=np.float64), settings.backend, device_name=settings.device
+            )
+            mask, eig, kinship_info = _kinship(settings, expression, values, timings)
+            client = None
             if settings.distributed:
+                from exprlmm.assoc.distributed import open_client
+
                 chunk_dir = None if output is None else chunk_folder(output, settings)
-                tables, null, kinship_info, distributed_info = _run_distributed(
-                    settings, expression, trait, covariates, delta, chunk_dir, progress, timings
+                t0 = time.perf_counter()
+                client = stack.enter_context(
+                    open_client(
+                        workers=settings.workers,
+                        scheduler=settings.scheduler,
+                        timeout=settings.scheduler_timeout,
+                        processes=settings.worker_processes,
+                    )
                 )
-            else:
-                tables, null, kinship_info = _run_local(
-                    settings, expression, trait, covariates, progress, timings
-                )
+                timings["cluster_start_s"] = time.perf_counter() - t0
+                kind = "processes" if settings.worker_processes else "threads"
+                distributed_info = {
+                    "scheduler": settings.scheduler or f"LocalCluster({settings.workers} {kind})",
+                    "n_workers": len(client.scheduler_info(n_workers=-1).get("workers", {})),
+                    "chunk_dir": None if chunk_dir is None else str(chunk_dir),
+                }
+            for i, name in enumerate(settings.traits):
+                trait = data.trait_values[name]
+                if client is None:
+                    parts, null = _run_local(
+                        settings, genes, values, trait, covariates, mask, eig, progress, timings
+                    )
+                else:
+                    folder = chunk_dir if chunk_dir is None or not several else chunk_dir / str(i)
+                    parts, null, chunks = _run_distributed(
+                        settings,
+                        client,
+                        genes,
+                        values,
+                        trait,
+                        covariates,
+                        mask,
+                        eig,
+                        folder,
+                        progress,
+                        timings,
+                    )
+                    distributed_info.update(chunks)
+                nulls[name] = null
+                tables += [part.assign(trait=name) for part in parts] if several else parts
         except ValueError as err:
             if isinstance(err, UserInputError):
                 raise
@@ -482,12 +547,12 @@ def run_assoc(
     table = pd.concat(tables, ignore_index=True)
     columns = ["gene", "beta", "se", "stat", "df", "pvalue", "padj", "h2", "delta"]
     if settings.model == "both":
-        table = table[["model", *columns]]
+        columns = ["model", *columns]
     elif settings.model == "slr":
-        table = table[columns[:7]]
-    else:
-        table = table[columns]
+        columns = columns[:7]
+    table = table[["trait", *columns] if several else columns]
     timings["total_s"] = time.perf_counter() - started
+    null = nulls[settings.trait]
     record = {
         "command": "assoc",
         "settings": dataclasses.asdict(settings),
@@ -514,19 +579,12 @@ def run_assoc(
             "residual_df": n - len(covariate_names) - 2,
         },
         "kinship": kinship_info,
-        "null_model": None
-        if null is None
-        else {
-            "method": null.method,
-            "delta": null.delta,
-            "h2": null.h2,
-            "loglik": null.loglik,
-            "sigma2_g": null.sigma2_g,
-            "sigma2_e": null.sigma2_e,
-            "at_boundary": null.at_boundary,
-        },
+        "null_model": _null_record(null),
         "timings": timings,
     }
+    if several:
+        record["traits"] = list(settings.traits)
+        record["null_models"] = {name: _null_record(nm) for name, nm in nulls.items()}
     if distributed_info is not None:
         record["distributed"] = distributed_info
     return AssocResult(
@@ -536,6 +594,7 @@ def run_assoc(
         n_kinship_genes=int(kinship_info.get("n_kinship_genes", 0)),
         record=record,
         chunk_dir=chunk_dir,
+        null_models=nulls,
     )
 
 

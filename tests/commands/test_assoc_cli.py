@@ -281,3 +281,82 @@ def test_float32_and_kinship_rank_options(cohort_files):
     assert json.loads((path / "res.tsv.run.json").read_text())["seed"] == 0
     result, out = _assoc(path, "-t", "trait", "--kinship-rank", "99")
     assert result.exit_code == 2 and "at most" in result.output
+
+
+def test_several_traits_one_table_each_equal_to_its_own_run(cohort_files, monkeypatch):
+    from exprlmm import pipeline
+
+    path, _, _ = cohort_files
+    calls = []
+    real = pipeline.kinship_eigensystem
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "kinship_eigensystem", counting)
+    result, out = _assoc(path, "-t", "trait", "-t", "purity")
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1  # one K for both traits
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns) == ["trait", *COLUMNS]
+    assert table["trait"].drop_duplicates().tolist() == ["trait", "purity"]
+    record = json.loads((path / "res.tsv.run.json").read_text())
+    assert record["traits"] == ["trait", "purity"]
+    assert set(record["null_models"]) == {"trait", "purity"}
+    assert "purity: LMM:" in result.output
+    for trait in ("trait", "purity"):
+        single, single_out = _assoc(path, "-t", trait)
+        assert single.exit_code == 0, single.output
+        alone = pd.read_csv(single_out, sep="\t")
+        part = table[table["trait"] == trait].drop(columns="trait").reset_index(drop=True)
+        pd.testing.assert_frame_equal(part, alone, check_exact=False, rtol=1e-12, atol=0)
+        if trait == "purity":
+            assert (
+                record["null_models"]["purity"]
+                == json.loads((path / "res.tsv.run.json").read_text())["null_model"]
+            )
+
+
+def test_several_traits_use_the_samples_that_have_all_of_them(cohort_files):
+    path, _, sheet = cohort_files
+    sheet.loc[3, "purity"] = np.nan
+    sheet.to_csv(path / "samples.tsv", sep="\t", index=False, float_format="%.17g")
+    result, out = _assoc(path, "-t", "trait", "-t", "purity", "--model", "slr")
+    assert result.exit_code == 0, result.output
+    record = json.loads((path / "res.tsv.run.json").read_text())
+    assert record["design"]["n_samples"] == len(sheet) - 1
+    assert list(pd.read_csv(out, sep="\t").columns) == ["trait", *COLUMNS[1:8]]
+
+
+def test_the_same_trait_twice_is_a_user_error(cohort_files):
+    path, _, _ = cohort_files
+    result, out = _assoc(path, "-t", "trait", "-t", "trait")
+    assert result.exit_code == 2
+    assert "the same trait is given twice" in result.output
+    assert not out.exists()
+
+
+def test_several_traits_on_a_cluster_match_one_process(cohort_files):
+    pytest.importorskip("distributed")
+    path, _, _ = cohort_files
+    local, out = _assoc(path, "-t", "trait", "-t", "purity")
+    assert local.exit_code == 0, local.output
+    expected = pd.read_csv(out, sep="\t")
+    cluster, out = _assoc(
+        path,
+        "-t",
+        "trait",
+        "-t",
+        "purity",
+        "--workers",
+        "2",
+        "--worker-threads",
+        "--chunk-size",
+        "7",
+    )
+    assert cluster.exit_code == 0, cluster.output
+    got = pd.read_csv(out, sep="\t")
+    assert got[["trait", "model", "gene"]].equals(expected[["trait", "model", "gene"]])
+    assert np.max(np.abs(_neglog10(got.pvalue) - _neglog10(expected.pvalue))) <= 1e-8
+    assert not list(path.glob(".res.tsv.chunks"))  # the chunk folders are gone once written

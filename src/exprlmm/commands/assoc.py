@@ -30,7 +30,10 @@ from exprlmm.commands import split_list
     "--trait",
     "-t",
     required=True,
-    help="Column (of the sample sheet or of --scores) tested against each gene, e.g. icna.",
+    multiple=True,
+    help="Column (of the sample sheet or of --scores) tested against each gene, e.g. icna. "
+    "Repeat for several traits: samples with all of them, K built once, one table with a "
+    "`trait` column.",
 )
 @click.option(
     "--scores",
@@ -231,7 +234,8 @@ def assoc(**options) -> None:
     settings = AssocSettings(
         expression=options["expression"],
         samples=options["samples"],
-        trait=options["trait"],
+        trait=options["trait"][0],
+        more_traits=tuple(options["trait"][1:]),
         scores=options["scores"],
         covariates=split_list(options["covariates"]),
         model=options["model"],
@@ -280,20 +284,25 @@ def assoc(**options) -> None:
             bar.close()
     for line in result.cohort.report.summary_lines():
         click.echo(line, err=True)
-    note = null_model_note(result.null_model)
-    if result.null_model is not None:
-        nm = result.null_model
+    several = len(result.null_models) > 1
+    for trait, nm in result.null_models.items():
+        if nm is None:
+            continue
+        prefix = f"{trait}: " if several else ""
         click.echo(
-            f"LMM null model ({nm.method.upper()}): h² = {nm.h2:.4f}, δ = {nm.delta:.4g}, "
-            f"K from {result.n_kinship_genes} genes",
+            f"{prefix}LMM null model ({nm.method.upper()}): h² = {nm.h2:.4f}, "
+            f"δ = {nm.delta:.4g}, K from {result.n_kinship_genes} genes",
             err=True,
         )
-    if note:
-        click.echo(f"note: {note}", err=True)
+        note = null_model_note(nm)
+        if note:
+            click.echo(f"{prefix}note: {note}", err=True)
     record = write_assoc(result, options["output"])
     table = result.table
-    for model, part in table.groupby("model") if "model" in table else [("", table)]:
+    keys = [k for k in ("trait", "model") if k in table]
+    for key, part in table.groupby(keys, sort=False) if keys else [((), table)]:
+        key = key if isinstance(key, tuple) else (key,)
+        label = "".join(f"{k.upper() if k in ('slr', 'lmm') else k}: " for k in key)
         hits = int((part["padj"] < 0.05).sum())
-        label = f"{model.upper()}: " if model else ""
         click.echo(f"{label}{hits} of {len(part)} genes at BH-adjusted p < 0.05", err=True)
     click.echo(f"wrote {Path(options['output'])} and {record}", err=True)
