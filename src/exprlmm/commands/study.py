@@ -32,8 +32,8 @@ from exprlmm.errors import UserInputError
 @click.option(
     "--workers",
     type=int,
-    help="Run on a local dask cluster of N worker processes: scans in gene chunks, each "
-    "subsample a task of its own (extra [dask]). Same results as without.",
+    help="Run on a local dask cluster of N worker processes: scans in gene chunks, each GSEA "
+    "ranking and each subsample a task of its own (extra [dask]). Same results as without.",
 )
 @click.option(
     "--worker-threads",
