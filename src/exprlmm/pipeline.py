@@ -25,7 +25,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from exprlmm._xp import to_backend, to_numpy
-from exprlmm.assoc.lmm import NullModel, lmm_scan
+from exprlmm.assoc.lmm import NullModel, lmm_scan, lmm_scan_traits
 from exprlmm.assoc.slr import slr_scan
 from exprlmm.errors import UserInputError
 from exprlmm.io.atomic import write_text_atomic
@@ -380,8 +380,11 @@ def _add_time(timings: dict[str, float], key: str, t0: float) -> None:
     timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
 
 
-def _run_local(settings, genes, values, trait, covariates, mask, eig, progress, timings):
-    """One trait's scans in this process (numpy, torch or cupy); returns (tables, null)."""
+def _run_local(settings, genes, values, trait, covariates, mask, eig, progress, timings, lmm=None):
+    """One trait's scans in this process (numpy, torch or cupy); returns (tables, null).
+
+    ``lmm``: this trait's LMM table when it was scanned with the others (`lmm_scan_traits`).
+    """
     tables, null = [], None
     if settings.model in ("slr", "both"):
         t0 = time.perf_counter()
@@ -389,12 +392,38 @@ def _run_local(settings, genes, values, trait, covariates, mask, eig, progress, 
         _add_time(timings, "slr_s", t0)
         tables.append(slr.assign(model="slr", h2=np.nan, delta=np.nan))
     if settings.model in ("lmm", "both"):
-        t0 = time.perf_counter()
-        lmm = run_lmm_scan(settings, values, trait, covariates, genes, mask, eig, progress=progress)
-        _add_time(timings, "lmm_s", t0)
+        if lmm is None:
+            t0 = time.perf_counter()
+            lmm = run_lmm_scan(
+                settings, values, trait, covariates, genes, mask, eig, progress=progress
+            )
+            _add_time(timings, "lmm_s", t0)
         null = lmm.attrs["null_model"]
         tables.append(lmm.assign(model="lmm"))
     return tables, null
+
+
+def _lmm_all_traits(settings, genes, values, traits, covariates, mask, eig, progress, timings):
+    """Every trait's LMM table from one rotation of each gene block (`lmm_scan_traits`)."""
+    t0 = time.perf_counter()
+    tables = lmm_scan_traits(
+        values,
+        traits,
+        covariates=covariates,
+        eigensystem=eig,
+        kinship_genes=mask,
+        gene_names=genes,
+        chunk_size=settings.chunk_size,
+        progress=progress,
+        precision=settings.precision,
+        method=settings.method,
+        delta=settings.delta_value(),
+        leave_out=settings.leave_out,
+        test=settings.test,
+        standardize=settings.standardize,
+    )
+    _add_time(timings, "lmm_s", t0)
+    return tables
 
 
 def _run_distributed(
@@ -458,7 +487,8 @@ def run_assoc(
     """Run the association scan(s) described by ``settings``.
 
     Every trait of ``settings.traits`` is tested against the same matched samples (those with
-    all of them) and the same K, whose eigensystem is computed once. With several traits the
+    all of them) and the same K, whose eigensystem is computed once; in one process the LMM
+    rotates each gene block once for all traits (`lmm_scan_traits`). With several traits the
     table starts with a ``trait`` column.
 
     With ``settings.workers``/``settings.scheduler`` the gene chunks run on a dask cluster
@@ -516,11 +546,33 @@ def run_assoc(
                     "n_workers": len(client.scheduler_info(n_workers=-1).get("workers", {})),
                     "chunk_dir": None if chunk_dir is None else str(chunk_dir),
                 }
+            shared_lmm = {}
+            if client is None and several and settings.model in ("lmm", "both"):
+                shared_lmm = _lmm_all_traits(
+                    settings,
+                    genes,
+                    values,
+                    data.trait_values,
+                    covariates,
+                    mask,
+                    eig,
+                    progress,
+                    timings,
+                )
             for i, name in enumerate(settings.traits):
                 trait = data.trait_values[name]
                 if client is None:
                     parts, null = _run_local(
-                        settings, genes, values, trait, covariates, mask, eig, progress, timings
+                        settings,
+                        genes,
+                        values,
+                        trait,
+                        covariates,
+                        mask,
+                        eig,
+                        progress,
+                        timings,
+                        lmm=shared_lmm.get(name),
                     )
                 else:
                     folder = chunk_dir if chunk_dir is None or not several else chunk_dir / str(i)

@@ -228,3 +228,15 @@ def test_leave_gene_out_with_genes_outside_the_kinship():
         beta, se, _ = dense_fit_at(TRAIT, np.column_stack([X0, Z[:, k]]), kinship, 0.6, "reml")
         assert res.beta[k] == pytest.approx(beta[-1], abs=1e-10)
         assert res.se[k] == pytest.approx(se[-1], abs=1e-10)
+
+
+def test_refit_with_a_constant_gene_warns_nothing_and_gives_nan():
+    # its profile is -inf everywhere: the optimiser's parabolic step used to warn (NaN)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 30))
+    x[:, 3] = 2.5
+    y = rng.normal(size=40)
+    eig = eigensystem_from_expression(np.delete(x, 3, axis=1))
+    table = lmm_scan(x, y, eigensystem=eig, delta="refit")  # warnings are errors in the tests
+    assert np.isnan(table.loc[3, ["beta", "se", "pvalue"]].to_numpy(dtype=float)).all()
+    assert table.drop(index=3)["pvalue"].notna().all()

@@ -310,7 +310,9 @@ def test_several_traits_one_table_each_equal_to_its_own_run(cohort_files, monkey
         assert single.exit_code == 0, single.output
         alone = pd.read_csv(single_out, sep="\t")
         part = table[table["trait"] == trait].drop(columns="trait").reset_index(drop=True)
-        pd.testing.assert_frame_equal(part, alone, check_exact=False, rtol=1e-12, atol=0)
+        # the LMM of several traits rotates each gene block once instead of whitening per
+        # trait: equal to rounding
+        pd.testing.assert_frame_equal(part, alone, check_exact=False, rtol=1e-9, atol=0)
         if trait == "purity":
             assert (
                 record["null_models"]["purity"]

@@ -40,9 +40,11 @@ def golden_section_max(f, lower, upper, xp=np, iterations: int = 16):
     f_left = xp.where(f1 >= f2, fa, f1)
     f_mid = xp.where(f1 >= f2, f1, f2)
     f_right = xp.where(f1 >= f2, f2, fb)
-    num = (middle - left) ** 2 * (f_mid - f_right) - (middle - right) ** 2 * (f_mid - f_left)
-    den = (middle - left) * (f_mid - f_right) - (middle - right) * (f_mid - f_left)
+    # elements whose objective is -inf everywhere (e.g. a constant gene) give NaN here and
+    # fall back to ``middle`` below
     with errstate(xp):
+        num = (middle - left) ** 2 * (f_mid - f_right) - (middle - right) ** 2 * (f_mid - f_left)
+        den = (middle - left) * (f_mid - f_right) - (middle - right) * (f_mid - f_left)
         vertex = middle - 0.5 * num / den
     vertex = xp.where(xp.isfinite(vertex), xp.clip(vertex, left, right), middle)
     candidates = xp.stack([a, b, c1, c2, vertex])

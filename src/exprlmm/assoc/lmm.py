@@ -369,10 +369,16 @@ class _RotatedBlock:
     rest_zy: object  # (g,) or None
 
     @classmethod
-    def rotate(cls, comp: _Components, design: _Design, z) -> _RotatedBlock:
+    def rotate(
+        cls, comp: _Components, design: _Design, z, rotated: RotatedGenes | None = None
+    ) -> _RotatedBlock:
+        """Rotate ``z``, or take its rotation made once for several traits (`rotate_genes`)."""
         xp, u = comp.xp, comp.vectors
-        rz = comp.rotate(z)
-        rz2 = rz * rz
+        if rotated is None:
+            rz = comp.rotate(z)
+            rz2 = rz * rz
+        else:
+            rz, rz2 = rotated.rz, rotated.rz2
         rx, ry = u.T @ design.x, u.T @ design.y
         rest = (None, None, None)
         if comp.low_rank:
@@ -382,6 +388,25 @@ class _RotatedBlock:
                 design.y @ z - ry @ rz,
             )
         return cls(rz, rz2, rx, ry, *rest)
+
+
+@dataclass(frozen=True)
+class RotatedGenes:
+    """A raw gene block standardised and rotated once, for every trait (`rotate_genes`)."""
+
+    z: object  # (N, g) standardised genes (constant genes all zero)
+    sd_safe: object  # (g,) their SD (1 for constant genes)
+    constant: np.ndarray  # (g,) host mask of constant genes
+    rz: object  # (r, g) Uᵀz
+    rz2: object  # (r, g) (Uᵀz)²
+
+
+def rotate_genes(comp: _Components, block) -> RotatedGenes:
+    """Standardise a raw ``N × g`` block and rotate it, ``Uᵀz``: the ``N²``-per-gene step,
+    which does not depend on the trait (one rotation serves every trait, `lmm_scan_traits`)."""
+    z, _, sd_safe, constant = standardized_block(block)
+    rz = comp.rotate(z)
+    return RotatedGenes(z, sd_safe, constant, rz, rz * rz)
 
 
 def _sums_on_grid(comp: _Components, design: _Design, block: _RotatedBlock, delta_grid) -> _Sums:
@@ -634,6 +659,24 @@ def _fixed_delta_block(comp, design, eig, z, const, method, delta_prime, whitene
     return out
 
 
+def _fixed_delta_rotated(comp, design, block: _RotatedBlock, const, method, delta_prime):
+    """Statistics of a rotated block at a fixed δ per gene (at most two distinct values).
+
+    The sums at each distinct δ are matrix–vector products over the rotated genes
+    (`_sums_on_grid` with a grid of one or two points): a few reads of ``Uᵀz`` per trait.
+    """
+    xp = comp.xp
+    g = block.rz.shape[1]
+    values = np.unique(to_numpy(delta_prime))
+    grid = xp.asarray(values, dtype=xp.float64, device=device(block.rz))
+    at = _statistics(_sums_on_grid(comp, design, block, grid), const, method, xp)  # (D, g)
+    first = {key: xp.broadcast_to(value[0, ...], (g,)) for key, value in at.items()}
+    if values.size == 1:
+        return first
+    second = delta_prime == float(values[1])
+    return {key: xp.where(second, xp.broadcast_to(at[key][1, ...], (g,)), first[key]) for key in at}
+
+
 def _scatter(xp, values, selected):
     """Place ``values`` (one per True in ``selected``) at those positions; zeros elsewhere."""
     positions = xp.cumulative_sum(xp.astype(selected, xp.int64)) - 1
@@ -814,12 +857,24 @@ def prepare_lmm(
     )
 
 
-def lmm_block(plan: LmmPlan, block, in_kinship=None) -> dict[str, np.ndarray]:
+def standardized_block(block):
+    """``(z, mean, safe sd, constant mask)`` of a raw ``N × g`` block (``ddof = 0``)."""
+    xp = namespace(block)
+    mean, sd_safe, constant = _constant_genes(xp, block)
+    return (block - mean) / sd_safe, mean, sd_safe, constant
+
+
+def lmm_block(
+    plan: LmmPlan, block, in_kinship=None, rotated: RotatedGenes | None = None
+) -> dict[str, np.ndarray]:
     r"""Scan one block of genes (``N × g`` raw expression) with a prepared plan.
 
     ``in_kinship`` (host bool, length ``g``) marks the block's genes that built ``K`` (only
-    used with ``leave_out="gene"``; default all). Returns host arrays ``beta se stat pvalue
-    delta`` (NaN for constant genes); p-values are the Wald t (``N − q`` df) or χ²₁ LRT tails.
+    used with ``leave_out="gene"``; default all). ``rotated``: ``rotate_genes(plan.comp,
+    block)``, made once for several traits; the statistics then come from the rotated genes
+    (at a fixed δ too, instead of the whitening solve). Returns
+    host arrays ``beta se stat pvalue delta`` (NaN for constant genes); p-values are the
+    Wald t (``N − q`` df) or χ²₁ LRT tails.
     """
     comp, design, xp = plan.comp, plan.design, plan.comp.xp
     dev = device(block)
@@ -832,8 +887,10 @@ def lmm_block(plan: LmmPlan, block, in_kinship=None) -> dict[str, np.ndarray]:
     leave = xp.asarray(leave_np, device=dev)
     shrink = xp.asarray(shrink_np, device=dev)
 
-    mean, sd_safe, constant = _constant_genes(xp, block)
-    z = (block - mean) / sd_safe
+    if rotated is None:
+        z, _, sd_safe, constant = standardized_block(block)
+    else:
+        z, sd_safe, constant = rotated.z, rotated.sd_safe, rotated.constant
     xz = design.x.T @ z
     # a standardised gene has zᵀz = N (ddof 0); a constant one is all zeros
     ztz = xp.asarray(np.where(constant, 0.0, float(n)), device=dev)
@@ -841,11 +898,17 @@ def lmm_block(plan: LmmPlan, block, in_kinship=None) -> dict[str, np.ndarray]:
     with errstate(xp):
         const = _Constants(n, plan.c, plan.logdet_xtx + xp.log(ftf_schur), leave)
     if plan.delta == "refit":
-        rotated = _RotatedBlock.rotate(comp, design, z)
+        rotated_block = _RotatedBlock.rotate(comp, design, z, rotated)
         log_dp, st = _refit_block(
-            comp, design, rotated, const, plan.method, plan.log_delta_bounds, plan.n_nodes
+            comp, design, rotated_block, const, plan.method, plan.log_delta_bounds, plan.n_nodes
         )
         delta_used = xp.exp(log_dp) / shrink
+    elif rotated is not None:
+        delta_used = xp.full(g, plan.base_delta, dtype=xp.float64, device=dev)
+        st = _fixed_delta_rotated(
+            comp, design, _RotatedBlock.rotate(comp, design, z, rotated), const, plan.method,
+            delta_used * shrink,
+        )  # fmt: skip
     else:
         delta_used = xp.full(g, plan.base_delta, dtype=xp.float64, device=dev)
         st = _fixed_delta_block(
@@ -1055,3 +1118,84 @@ def lmm_scan(
         if progress is not None:
             progress(stop, g)
     return lmm_table(plan, names, parts)
+
+
+def lmm_scan_traits(
+    expression,
+    traits,
+    *,
+    covariates=None,
+    eigensystem: Eigensystem | None = None,
+    kinship_genes=None,
+    gene_names=None,
+    chunk_size: int | None = None,
+    progress=None,
+    precision: Literal["float64", "float32"] = "float64",
+    **options,
+) -> dict[str, pd.DataFrame]:
+    r""":func:`lmm_scan` of several traits against one expression matrix, sharing the work
+    that does not depend on the trait.
+
+    ``K``'s eigensystem is computed once (unless given), each trait gets its own null model
+    and design, and each gene block is standardised and rotated (:math:`U^\top z`, the
+    ``N²``-per-gene product) once for all traits; per trait only ``O(N)``-per-gene sums
+    remain. At a fixed δ this replaces one whitening solve per trait and gene by one rotation
+    per gene (twice the flops of one solve: it pays from three traits on; the refit always
+    rotates, so it pays from two). Each table equals :func:`lmm_scan` of that trait with the
+    same eigensystem up to rounding (tested to 1e-8 in −log10 p; 1e-13 at N = 1,090, and
+    7e-7 where the null model sits at h² ≈ 1 and K + δI is ill-conditioned).
+
+    Parameters
+    ----------
+    traits
+        Mapping of name → ``(N,)`` trait, or a samples × traits DataFrame.
+    options
+        ``method``, ``delta``, ``leave_out``, ``test``, ``standardize``, ``log_delta_bounds``,
+        ``n_nodes``: as for :func:`lmm_scan`, the same for every trait.
+
+    Returns
+    -------
+    dict
+        Trait name → :func:`lmm_scan` table, in the order of ``traits``.
+    """
+    check_lmm_options(
+        precision=precision,
+        **{k: options[k] for k in ("method", "delta", "leave_out", "test") if k in options},
+    )
+    matrix, names = as_matrix(expression, gene_names)
+    n, g = matrix.shape
+    items = (
+        [(str(c), traits[c].to_numpy(dtype=np.float64)) for c in traits.columns]
+        if isinstance(traits, pd.DataFrame)
+        else [(str(k), v) for k, v in traits.items()]
+    )
+    if not items:
+        raise ValueError("no traits to scan")
+    for _, trait in items:
+        fixed_design(trait, covariates, n)  # checks shapes before the kinship is built
+    in_kinship = kinship_genes_mask(kinship_genes, g)
+    if eigensystem is None:
+        eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
+    plans = {}
+    for name, trait in items:
+        plans[name], in_kinship = plan_lmm(
+            matrix,
+            trait,
+            eigensystem=eigensystem,
+            kinship_genes=in_kinship,
+            covariates=covariates,
+            precision=precision,
+            **options,
+        )
+    first = next(iter(plans.values()))
+    chunk = chunk_size or lmm_chunk_size(n, first.c, matrix)
+    parts: dict[str, list] = {name: [] for name in plans}
+    for start in range(0, g, chunk):
+        stop = min(start + chunk, g)
+        block = matrix[:, start:stop]
+        rotated = rotate_genes(first.comp, block)
+        for name, plan in plans.items():
+            parts[name].append(lmm_block(plan, block, in_kinship[start:stop], rotated=rotated))
+        if progress is not None:
+            progress(stop, g)
+    return {name: lmm_table(plans[name], names, parts[name]) for name in plans}
