@@ -331,6 +331,19 @@ def kinship_eigensystem(settings: AssocSettings, values, mask: np.ndarray):
     )
 
 
+def lmm_options(settings: AssocSettings) -> dict[str, Any]:
+    """The LMM scan options of ``settings`` (keywords of `lmm_scan` and its relatives)."""
+    return {
+        "method": settings.method,
+        "delta": settings.delta_value(),
+        "leave_out": settings.leave_out,
+        "test": settings.test,
+        "standardize": settings.standardize,
+        "chunk_size": settings.chunk_size,
+        "precision": settings.precision,
+    }
+
+
 def run_slr_scan(settings: AssocSettings, values, trait, covariates, genes) -> pd.DataFrame:
     """`slr_scan` with the options of ``settings``."""
     return slr_scan(
@@ -353,15 +366,9 @@ def run_lmm_scan(
         covariates=covariates,
         eigensystem=eigensystem,
         kinship_genes=mask,
-        method=settings.method,
-        delta=settings.delta_value(),
-        leave_out=settings.leave_out,
-        test=settings.test,
-        standardize=settings.standardize,
         gene_names=genes,
-        chunk_size=settings.chunk_size,
         progress=progress,
-        precision=settings.precision,
+        **lmm_options(settings),
     )
 
 
@@ -413,14 +420,8 @@ def _lmm_all_traits(settings, genes, values, traits, covariates, mask, eig, prog
         eigensystem=eig,
         kinship_genes=mask,
         gene_names=genes,
-        chunk_size=settings.chunk_size,
         progress=progress,
-        precision=settings.precision,
-        method=settings.method,
-        delta=settings.delta_value(),
-        leave_out=settings.leave_out,
-        test=settings.test,
-        standardize=settings.standardize,
+        **lmm_options(settings),
     )
     _add_time(timings, "lmm_s", t0)
     return tables
@@ -443,15 +444,9 @@ def _run_distributed(
         eigensystem=eig,
         kinship_genes=mask,
         gene_names=genes,
-        standardize=settings.standardize,
-        chunk_size=settings.chunk_size,
         chunk_dir=chunk_dir,
         progress=progress,
-        method=settings.method,
-        delta=settings.delta_value(),
-        leave_out=settings.leave_out,
-        test=settings.test,
-        precision=settings.precision,
+        **lmm_options(settings),
     )
     _add_time(timings, "scan_s", t0)
     tables = []

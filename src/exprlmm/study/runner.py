@@ -46,6 +46,7 @@ from exprlmm.pipeline import (
     AssocSettings,
     kinship_eigensystem,
     kinship_mask,
+    lmm_options,
     load_assoc_data,
     run_lmm_scan,
     run_slr_scan,
@@ -279,13 +280,7 @@ def _scan(
                 eigensystem=None if kind == "slr" else kinship_eigensystem(settings, values, mask),
                 kinship_genes=mask,
                 gene_names=genes,
-                standardize=settings.standardize,
-                chunk_size=settings.chunk_size,
-                method=settings.method,
-                delta=settings.delta_value(),
-                leave_out=settings.leave_out,
-                test=settings.test,
-                precision=settings.precision,
+                **lmm_options(settings),
             )[kind]
         if model == "slr":
             return run_slr_scan(settings, values, trait, covariates, genes)
