@@ -293,6 +293,7 @@ def chunk_folder(output: str | Path, settings: AssocSettings) -> Path:
                     k: v for k, v in dataclasses.asdict(settings).items() if k not in ignored
                 },
                 "inputs": inputs,
+                "chunk_format": 2,  # keys model.<trait index>.field (several traits per chunk)
             },
             sort_keys=True,
             default=str,
@@ -428,16 +429,19 @@ def _lmm_all_traits(settings, genes, values, traits, covariates, mask, eig, prog
 
 
 def _run_distributed(
-    settings, client, genes, values, trait, covariates, mask, eig, chunk_dir, progress, timings
+    settings, client, genes, values, traits, covariates, mask, eig, chunk_dir, progress, timings
 ):
-    """One trait's scans on a dask cluster, chunk by chunk; returns (tables, null, chunks)."""
-    from exprlmm.assoc.distributed import scan_distributed
+    """Every trait's scans on a dask cluster, one task per gene chunk for all traits.
+
+    Returns ``{trait: (tables, null)}`` and the chunking information.
+    """
+    from exprlmm.assoc.distributed import scan_distributed_traits
 
     models = ("slr", "lmm") if settings.model == "both" else (settings.model,)
     t0 = time.perf_counter()
-    results = scan_distributed(
+    results = scan_distributed_traits(
         values,
-        trait,
+        traits,
         client=client,
         models=models,
         covariates=covariates,
@@ -449,14 +453,17 @@ def _run_distributed(
         **lmm_options(settings),
     )
     _add_time(timings, "scan_s", t0)
-    tables = []
-    if "slr" in results:
-        tables.append(results["slr"].assign(model="slr", h2=np.nan, delta=np.nan))
-    null = None
-    if "lmm" in results:
-        null = results["lmm"].attrs["null_model"]
-        tables.append(results["lmm"].assign(model="lmm"))
-    return tables, null, next(iter(results.values())).attrs["chunks"]
+    out = {}
+    for name, tables in results.items():
+        parts, null = [], None
+        if "slr" in tables:
+            parts.append(tables["slr"].assign(model="slr", h2=np.nan, delta=np.nan))
+        if "lmm" in tables:
+            null = tables["lmm"].attrs["null_model"]
+            parts.append(tables["lmm"].assign(model="lmm"))
+        out[name] = (parts, null)
+    first = next(iter(next(iter(results.values())).values()))
+    return out, first.attrs["chunks"]
 
 
 def _null_record(null: NullModel | None) -> dict[str, Any] | None:
@@ -541,27 +548,42 @@ def run_assoc(
                     "n_workers": len(client.scheduler_info(n_workers=-1).get("workers", {})),
                     "chunk_dir": None if chunk_dir is None else str(chunk_dir),
                 }
-            shared_lmm = {}
-            if client is None and several and settings.model in ("lmm", "both"):
-                shared_lmm = _lmm_all_traits(
+            per_trait: dict[str, tuple[list[pd.DataFrame], NullModel | None]] = {}
+            if client is not None:
+                per_trait, chunks = _run_distributed(
                     settings,
+                    client,
                     genes,
                     values,
                     data.trait_values,
                     covariates,
                     mask,
                     eig,
+                    chunk_dir,
                     progress,
                     timings,
                 )
-            for i, name in enumerate(settings.traits):
-                trait = data.trait_values[name]
-                if client is None:
-                    parts, null = _run_local(
+                distributed_info.update(chunks)
+            else:
+                shared_lmm = {}
+                if several and settings.model in ("lmm", "both"):
+                    shared_lmm = _lmm_all_traits(
                         settings,
                         genes,
                         values,
-                        trait,
+                        data.trait_values,
+                        covariates,
+                        mask,
+                        eig,
+                        progress,
+                        timings,
+                    )
+                for name in settings.traits:
+                    per_trait[name] = _run_local(
+                        settings,
+                        genes,
+                        values,
+                        data.trait_values[name],
                         covariates,
                         mask,
                         eig,
@@ -569,23 +591,8 @@ def run_assoc(
                         timings,
                         lmm=shared_lmm.get(name),
                     )
-                else:
-                    folder = chunk_dir if chunk_dir is None or not several else chunk_dir / str(i)
-                    parts, null, chunks = _run_distributed(
-                        settings,
-                        client,
-                        genes,
-                        values,
-                        trait,
-                        covariates,
-                        mask,
-                        eig,
-                        folder,
-                        progress,
-                        timings,
-                    )
-                    distributed_info.update(chunks)
-                nulls[name] = null
+            for name in settings.traits:
+                parts, nulls[name] = per_trait[name]
                 tables += [part.assign(trait=name) for part in parts] if several else parts
         except ValueError as err:
             if isinstance(err, UserInputError):

@@ -167,3 +167,22 @@ def test_local_clusters_do_not_need_dask_port_8787() -> None:
         taken.listen()
         with open_client(workers=1, processes=False) as client:
             assert map_tasks(abs, [-2, 3], client) == [2, 3]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"delta": "refit"}], ids=["null", "refit"])
+def test_several_traits_share_each_chunk(client, tmp_path, kwargs):
+    traits = {"a": TRAIT, "b": LATENT[:, 1] + RNG.normal(size=N)}
+    folder = tmp_path / "chunks"
+    options = {"models": ("slr", "lmm"), "covariates": COV, "chunk_size": 31, **kwargs}
+    tables = dist.scan_distributed_traits(EXPR, traits, client=client, chunk_dir=folder, **options)
+    assert list(tables) == ["a", "b"]
+    assert len(list(folder.glob("chunk-*.npz"))) == 4  # one file per chunk for both traits
+    for name, trait in traits.items():
+        single = lmm_scan(EXPR, trait, covariates=COV, **kwargs)
+        assert _max_diff(single, tables[name]["lmm"]) <= 1e-8
+        slr = slr_scan(EXPR, trait, covariates=COV)
+        assert _max_diff(slr, tables[name]["slr"]) <= 1e-10
+    # a rerun reads every chunk back: same tables
+    again = dist.scan_distributed_traits(EXPR, traits, client=client, chunk_dir=folder, **options)
+    assert again["b"]["lmm"].attrs["chunks"]["reused"] == 4
+    assert np.array_equal(again["b"]["lmm"].pvalue, tables["b"]["lmm"].pvalue)

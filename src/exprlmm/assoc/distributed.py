@@ -43,13 +43,20 @@ from exprlmm.assoc.lmm import (
     lmm_scan,
     lmm_table,
     plan_lmm,
+    rotate_genes,
 )
 from exprlmm.assoc.slr import prepare_slr, slr_block, slr_table
 from exprlmm.errors import UserInputError
 from exprlmm.io.atomic import atomic_path
 from exprlmm.kinship.kinship import Eigensystem
 
-__all__ = ["map_tasks", "open_client", "scan_distributed", "scan_traits"]
+__all__ = [
+    "map_tasks",
+    "open_client",
+    "scan_distributed",
+    "scan_distributed_traits",
+    "scan_traits",
+]
 
 MODELS = ("slr", "lmm")
 _CHUNK_FILE = re.compile(r"^chunk-(\d+)-(\d+)\.npz$")
@@ -150,12 +157,19 @@ def _warm_up() -> None:
 
 
 def _chunk_task(plans: dict, block: np.ndarray, in_kinship: np.ndarray) -> dict[str, np.ndarray]:
-    """One gene block through every model's plan (runs on a worker)."""
+    """One gene block through every model's plan for every trait (runs on a worker).
+
+    ``plans[model]`` lists one plan per trait; with several LMM plans the block is
+    standardised and rotated once for all of them (`rotate_genes`). Keys: ``model.i.field``.
+    """
     out = {}
-    if "slr" in plans:
-        out.update({f"slr.{k}": v for k, v in slr_block(plans["slr"], block).items()})
-    if "lmm" in plans:
-        out.update({f"lmm.{k}": v for k, v in lmm_block(plans["lmm"], block, in_kinship).items()})
+    for i, plan in enumerate(plans.get("slr", [])):
+        out.update({f"slr.{i}.{k}": v for k, v in slr_block(plan, block).items()})
+    lmm = plans.get("lmm", [])
+    rotated = rotate_genes(lmm[0].comp, block) if len(lmm) > 1 else None
+    for i, plan in enumerate(lmm):
+        result = lmm_block(plan, block, in_kinship, rotated=rotated)
+        out.update({f"lmm.{i}.{k}": v for k, v in result.items()})
     return out
 
 
@@ -177,9 +191,18 @@ def _n_workers(client) -> int:
     return max(len(client.scheduler_info(n_workers=-1).get("workers", {})), 1)
 
 
-def scan_distributed(
+def scan_distributed(expression, trait, *, client, **options) -> dict[str, pd.DataFrame]:
+    """Run :func:`~exprlmm.assoc.slr_scan` and/or :func:`~exprlmm.assoc.lmm_scan` on a cluster.
+
+    One trait: :func:`scan_distributed_traits` with ``{"trait": trait}`` (same options);
+    returns ``{"slr": table, "lmm": table}`` for the models run.
+    """
+    return scan_distributed_traits(expression, {"trait": trait}, client=client, **options)["trait"]
+
+
+def scan_distributed_traits(
     expression,
-    trait,
+    traits: Mapping[str, Any],
     *,
     client,
     models: Sequence[str] = ("lmm",),
@@ -198,14 +221,20 @@ def scan_distributed(
     log_delta_bounds: tuple[float, float] = (-10.0, 10.0),
     n_nodes: int = 96,
     precision: str = "float64",
-) -> dict[str, pd.DataFrame]:
-    """Run :func:`~exprlmm.assoc.slr_scan` and/or :func:`~exprlmm.assoc.lmm_scan` on a cluster.
+) -> dict[str, dict[str, pd.DataFrame]]:
+    """SLR and/or LMM scans of one or more traits on a cluster, one task per gene block.
+
+    Each block travels once and runs every model for every trait; with several traits the
+    LMM standardises and rotates it once for all of them (as
+    :func:`~exprlmm.assoc.lmm_scan_traits`).
 
     Parameters
     ----------
-    expression, trait, covariates, eigensystem, kinship_genes, gene_names, standardize
+    expression, covariates, eigensystem, kinship_genes, gene_names, standardize
         As for :func:`~exprlmm.assoc.lmm_scan` (numpy data; the kinship, when not given, is
-        built on the client).
+        built on the client, once).
+    traits
+        Mapping of name → ``(N,)`` trait.
     client
         A ``distributed.Client`` (see :func:`open_client`).
     models
@@ -225,49 +254,58 @@ def scan_distributed(
     Returns
     -------
     dict
-        ``{"slr": table, "lmm": table}`` for the models run, equal to the single-process
-        tables; ``table.attrs["chunks"]`` gives ``n_chunks`` and ``reused`` (read from
-        ``chunk_dir``).
+        Trait name → ``{"slr": table, "lmm": table}`` for the models run, equal to the
+        single-process tables; ``table.attrs["chunks"]`` gives ``n_chunks`` and ``reused``
+        (read from ``chunk_dir``).
     """
     models = tuple(models)
     if not models or any(m not in MODELS for m in models):
         raise ValueError(f"models must be a non-empty subset of {MODELS}, got {models!r}")
+    if not traits:
+        raise ValueError("no traits to scan")
     check_lmm_options(
         method=method, delta=delta, leave_out=leave_out, test=test, precision=precision
     )
     matrix, names = as_matrix(expression, gene_names)
     matrix = np.asarray(to_numpy(matrix), dtype=np.float64)
     n, g = matrix.shape
-    _, x_np = fixed_design(trait, covariates, n)
+    for trait in traits.values():
+        _, x_np = fixed_design(trait, covariates, n)
     in_kinship = kinship_genes_mask(kinship_genes, g)
-    plans: dict[str, Any] = {}
+    plans: dict[str, list[Any]] = {}
     if "slr" in models:
-        plans["slr"] = prepare_slr(
-            trait, covariates=covariates, n_samples=n, standardize=standardize
-        )
+        plans["slr"] = [
+            prepare_slr(trait, covariates=covariates, n_samples=n, standardize=standardize)
+            for trait in traits.values()
+        ]
     if "lmm" in models:
-        if eigensystem is not None:  # the workers run numpy float64
+        if eigensystem is None:
+            eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
+        else:  # the workers run numpy float64
             eigensystem = Eigensystem(
                 np.asarray(to_numpy(eigensystem.values), dtype=np.float64),
                 np.asarray(to_numpy(eigensystem.vectors), dtype=np.float64),
                 n_genes=eigensystem.n_genes,
                 min_eigenvalue=eigensystem.min_eigenvalue,
             )
-        plans["lmm"], in_kinship = plan_lmm(
-            matrix,
-            trait,
-            eigensystem=eigensystem,
-            kinship_genes=in_kinship,
-            covariates=covariates,
-            method=method,
-            delta=delta,
-            leave_out=leave_out,
-            test=test,
-            standardize=standardize,
-            log_delta_bounds=log_delta_bounds,
-            n_nodes=n_nodes,
-            precision=precision,
-        )
+        plans["lmm"] = []
+        for trait in traits.values():
+            plan, in_kinship = plan_lmm(
+                matrix,
+                trait,
+                eigensystem=eigensystem,
+                kinship_genes=in_kinship,
+                covariates=covariates,
+                method=method,
+                delta=delta,
+                leave_out=leave_out,
+                test=test,
+                standardize=standardize,
+                log_delta_bounds=log_delta_bounds,
+                n_nodes=n_nodes,
+                precision=precision,
+            )
+            plans["lmm"].append(plan)
     if chunk_size is None:  # the single-process block, or smaller: ≥ 4 blocks per worker
         bound = lmm_chunk_size(n, x_np.shape[1]) if "lmm" in models else default_chunk_size(n)
         chunk_size = max(64, min(bound, -(-g // (4 * _n_workers(client)))))
@@ -292,21 +330,23 @@ def scan_distributed(
             client, plans, matrix, in_kinship, todo, folder, results, progress, g, done
         )
     parts = [results[start] for start, _ in bounds]
-    tables = {}
-    for model in models:
-        prefix = f"{model}."
-        model_parts = [
-            {k[len(prefix) :]: v for k, v in p.items() if k.startswith(prefix)} for p in parts
-        ]
-        make = slr_table if model == "slr" else lmm_table
-        table = make(plans[model], names, model_parts)
-        table.attrs["chunks"] = {
-            "n_chunks": len(bounds),
-            "reused": reused,
-            "chunk_size": chunk_size,
-        }
-        tables[model] = table
-    return tables
+    out: dict[str, dict[str, pd.DataFrame]] = {}
+    for i, name in enumerate(traits):
+        out[name] = {}
+        for model in models:
+            prefix = f"{model}.{i}."
+            model_parts = [
+                {k[len(prefix) :]: v for k, v in p.items() if k.startswith(prefix)} for p in parts
+            ]
+            make = slr_table if model == "slr" else lmm_table
+            table = make(plans[model][i], names, model_parts)
+            table.attrs["chunks"] = {
+                "n_chunks": len(bounds),
+                "reused": reused,
+                "chunk_size": chunk_size,
+            }
+            out[name][model] = table
+    return out
 
 
 def _run_chunks(client, plans, matrix, in_kinship, todo, folder, results, progress, g, done):
