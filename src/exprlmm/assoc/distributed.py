@@ -38,12 +38,12 @@ from exprlmm.assoc.lmm import (
     check_lmm_options,
     default_eigensystem,
     kinship_genes_mask,
-    lmm_block,
+    lmm_block_traits,
     lmm_chunk_size,
     lmm_scan,
     lmm_table,
-    plan_lmm,
-    rotate_genes,
+    plan_lmm_traits,
+    trait_items,
 )
 from exprlmm.assoc.slr import prepare_slr, slr_block, slr_table
 from exprlmm.errors import UserInputError
@@ -165,11 +165,9 @@ def _chunk_task(plans: dict, block: np.ndarray, in_kinship: np.ndarray) -> dict[
     out = {}
     for i, plan in enumerate(plans.get("slr", [])):
         out.update({f"slr.{i}.{k}": v for k, v in slr_block(plan, block).items()})
-    lmm = plans.get("lmm", [])
-    rotated = rotate_genes(lmm[0].comp, block) if len(lmm) > 1 else None
-    for i, plan in enumerate(lmm):
-        result = lmm_block(plan, block, in_kinship, rotated=rotated)
-        out.update({f"lmm.{i}.{k}": v for k, v in result.items()})
+    if plans.get("lmm"):
+        for i, result in enumerate(lmm_block_traits(plans["lmm"], block, in_kinship)):
+            out.update({f"lmm.{i}.{k}": v for k, v in result.items()})
     return out
 
 
@@ -261,51 +259,46 @@ def scan_distributed_traits(
     models = tuple(models)
     if not models or any(m not in MODELS for m in models):
         raise ValueError(f"models must be a non-empty subset of {MODELS}, got {models!r}")
-    if not traits:
-        raise ValueError("no traits to scan")
     check_lmm_options(
         method=method, delta=delta, leave_out=leave_out, test=test, precision=precision
     )
     matrix, names = as_matrix(expression, gene_names)
     matrix = np.asarray(to_numpy(matrix), dtype=np.float64)
     n, g = matrix.shape
-    for trait in traits.values():
+    items = trait_items(traits)
+    for _, trait in items:
         _, x_np = fixed_design(trait, covariates, n)
     in_kinship = kinship_genes_mask(kinship_genes, g)
     plans: dict[str, list[Any]] = {}
     if "slr" in models:
         plans["slr"] = [
             prepare_slr(trait, covariates=covariates, n_samples=n, standardize=standardize)
-            for trait in traits.values()
+            for _, trait in items
         ]
     if "lmm" in models:
-        if eigensystem is None:
-            eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
-        else:  # the workers run numpy float64
+        if eigensystem is not None:  # the workers run numpy float64
             eigensystem = Eigensystem(
                 np.asarray(to_numpy(eigensystem.values), dtype=np.float64),
                 np.asarray(to_numpy(eigensystem.vectors), dtype=np.float64),
                 n_genes=eigensystem.n_genes,
                 min_eigenvalue=eigensystem.min_eigenvalue,
             )
-        plans["lmm"] = []
-        for trait in traits.values():
-            plan, in_kinship = plan_lmm(
-                matrix,
-                trait,
-                eigensystem=eigensystem,
-                kinship_genes=in_kinship,
-                covariates=covariates,
-                method=method,
-                delta=delta,
-                leave_out=leave_out,
-                test=test,
-                standardize=standardize,
-                log_delta_bounds=log_delta_bounds,
-                n_nodes=n_nodes,
-                precision=precision,
-            )
-            plans["lmm"].append(plan)
+        lmm_plans, in_kinship = plan_lmm_traits(
+            matrix,
+            items,
+            eigensystem=eigensystem,
+            kinship_genes=in_kinship,
+            covariates=covariates,
+            method=method,
+            delta=delta,
+            leave_out=leave_out,
+            test=test,
+            standardize=standardize,
+            log_delta_bounds=log_delta_bounds,
+            n_nodes=n_nodes,
+            precision=precision,
+        )
+        plans["lmm"] = list(lmm_plans.values())
     if chunk_size is None:  # the single-process block, or smaller: ≥ 4 blocks per worker
         bound = lmm_chunk_size(n, x_np.shape[1]) if "lmm" in models else default_chunk_size(n)
         chunk_size = max(64, min(bound, -(-g // (4 * _n_workers(client)))))
@@ -331,7 +324,7 @@ def scan_distributed_traits(
         )
     parts = [results[start] for start, _ in bounds]
     out: dict[str, dict[str, pd.DataFrame]] = {}
-    for i, name in enumerate(traits):
+    for i, (name, _) in enumerate(items):
         out[name] = {}
         for model in models:
             prefix = f"{model}.{i}."
@@ -479,13 +472,7 @@ def scan_traits(
     matrix, names = as_matrix(expression, gene_names)
     matrix = np.asarray(to_numpy(matrix), dtype=np.float64)
     g = matrix.shape[1]
-    items = (
-        [(str(c), traits[c].to_numpy(dtype=np.float64)) for c in traits.columns]
-        if isinstance(traits, pd.DataFrame)
-        else [(str(k), np.asarray(v, dtype=np.float64)) for k, v in traits.items()]
-    )
-    if not items:
-        raise ValueError("no traits to scan")
+    items = [(name, np.asarray(v, dtype=np.float64)) for name, v in trait_items(traits)]
     in_kinship = kinship_genes_mask(kinship_genes, g)
     if eigensystem is None:
         eigensystem, in_kinship = default_eigensystem(

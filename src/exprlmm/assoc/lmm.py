@@ -43,7 +43,7 @@ tails run on the host.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -1014,6 +1014,70 @@ def plan_lmm(
     return prepare_lmm(trait, eigensystem, precision=precision, **options), in_kinship
 
 
+def trait_items(traits) -> list[tuple[str, Any]]:
+    """``[(name, values)]`` of a samples × traits DataFrame (float64) or a name → values mapping.
+
+    Raises
+    ------
+    ValueError
+        No traits.
+    """
+    items = (
+        [(str(c), traits[c].to_numpy(dtype=np.float64)) for c in traits.columns]
+        if isinstance(traits, pd.DataFrame)
+        else [(str(k), v) for k, v in traits.items()]
+    )
+    if not items:
+        raise ValueError("no traits to scan")
+    return items
+
+
+def plan_lmm_traits(
+    matrix,
+    items: list[tuple[str, Any]],
+    *,
+    eigensystem: Eigensystem | None,
+    kinship_genes,
+    covariates=None,
+    precision: str = "float64",
+    **options,
+) -> tuple[dict[str, LmmPlan], np.ndarray]:
+    """One `LmmPlan` per trait of ``items`` (see `trait_items`) over one eigensystem.
+
+    The designs are checked first; the eigensystem is built from ``matrix`` once when not
+    given. ``options`` are those of `prepare_lmm`. Returns ``{name: plan}`` and the mask of
+    the genes in the kinship.
+    """
+    n, g = matrix.shape
+    for _, trait in items:
+        fixed_design(trait, covariates, n)  # checks shapes before the kinship is built
+    in_kinship = kinship_genes_mask(kinship_genes, g)
+    if eigensystem is None:
+        eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
+    plans = {}
+    for name, trait in items:
+        plans[name], in_kinship = plan_lmm(
+            matrix,
+            trait,
+            eigensystem=eigensystem,
+            kinship_genes=in_kinship,
+            covariates=covariates,
+            precision=precision,
+            **options,
+        )
+    return plans, in_kinship
+
+
+def lmm_block_traits(plans: list[LmmPlan], block, in_kinship=None) -> list[dict[str, np.ndarray]]:
+    """`lmm_block` of one gene block for every plan (one per trait, same eigensystem).
+
+    One trait whitens (half the flops of a rotation); several share one standardisation
+    and rotation of the block (`rotate_genes`).
+    """
+    rotated = rotate_genes(plans[0].comp, block) if len(plans) > 1 else None
+    return [lmm_block(plan, block, in_kinship, rotated=rotated) for plan in plans]
+
+
 def lmm_scan(
     expression,
     trait,
@@ -1150,39 +1214,24 @@ def lmm_scan_traits(
     )
     matrix, names = as_matrix(expression, gene_names)
     n, g = matrix.shape
-    items = (
-        [(str(c), traits[c].to_numpy(dtype=np.float64)) for c in traits.columns]
-        if isinstance(traits, pd.DataFrame)
-        else [(str(k), v) for k, v in traits.items()]
+    plans, in_kinship = plan_lmm_traits(
+        matrix,
+        trait_items(traits),
+        eigensystem=eigensystem,
+        kinship_genes=kinship_genes,
+        covariates=covariates,
+        precision=precision,
+        **options,
     )
-    if not items:
-        raise ValueError("no traits to scan")
-    for _, trait in items:
-        fixed_design(trait, covariates, n)  # checks shapes before the kinship is built
-    in_kinship = kinship_genes_mask(kinship_genes, g)
-    if eigensystem is None:
-        eigensystem, in_kinship = default_eigensystem(matrix, in_kinship, precision=precision)
-    plans = {}
-    for name, trait in items:
-        plans[name], in_kinship = plan_lmm(
-            matrix,
-            trait,
-            eigensystem=eigensystem,
-            kinship_genes=in_kinship,
-            covariates=covariates,
-            precision=precision,
-            **options,
-        )
-    first = next(iter(plans.values()))
-    chunk = chunk_size or lmm_chunk_size(n, first.c, matrix)
+    chunk = chunk_size or lmm_chunk_size(n, next(iter(plans.values())).c, matrix)
     parts: dict[str, list] = {name: [] for name in plans}
     for start in range(0, g, chunk):
         stop = min(start + chunk, g)
-        block = matrix[:, start:stop]
-        # one trait: whitening (half the flops of a rotation); several: rotate once for all
-        rotated = rotate_genes(first.comp, block) if len(plans) > 1 else None
-        for name, plan in plans.items():
-            parts[name].append(lmm_block(plan, block, in_kinship[start:stop], rotated=rotated))
+        results = lmm_block_traits(
+            list(plans.values()), matrix[:, start:stop], in_kinship[start:stop]
+        )
+        for name, result in zip(plans, results, strict=True):
+            parts[name].append(result)
         if progress is not None:
             progress(stop, g)
     return {name: lmm_table(plans[name], names, parts[name]) for name in plans}
