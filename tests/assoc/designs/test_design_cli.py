@@ -14,25 +14,15 @@ REF = Path(__file__).resolve().parents[2] / "reference" / "designs"
 
 
 @pytest.fixture
-def files(tmp_path):
+def files(design_files):
+    written = design_files(300)
     mouse = pd.read_csv(REF / "mouse.tsv", sep="\t")
-    sheet = tmp_path / "mice.tsv"
-    mouse.drop(columns="Gene.X").to_csv(sheet, sep="\t", index=False)
-    counts = pd.read_csv(REF / "sim_counts.tsv.gz", sep="\t", index_col=0).iloc[:300]
-    counts_path = tmp_path / "counts.tsv"
-    counts.to_csv(counts_path, sep="\t")
     sim = pd.read_csv(REF / "mouse_sim.tsv", sep="\t", index_col=0)
     expr = sim.assign(**{"Gene.X": mouse.set_index("animal")["Gene.X"]}).T
     expr.index.name = "gene"
-    expr_path = tmp_path / "logexpr.tsv"
+    expr_path = written["dir"] / "logexpr.tsv"
     expr.to_csv(expr_path, sep="\t")
-    return {
-        "dir": tmp_path,
-        "sheet": sheet,
-        "counts": counts_path,
-        "expr": expr_path,
-        "raw": counts,
-    }
+    return {**written, "expr": expr_path}
 
 
 def _run(args):

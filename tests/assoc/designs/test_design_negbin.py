@@ -28,8 +28,6 @@ import pytest
 from click.testing import CliRunner
 
 from exprlmm.assoc.designs.api import fit_design_negbin
-from exprlmm.assoc.designs.counts import calc_norm_factors, filter_by_expr
-from exprlmm.assoc.designs.formula import build_design
 from exprlmm.assoc.designs.inference import TEST_COLUMNS
 from exprlmm.assoc.designs.negbin import (
     adjusted_profile_loglik,
@@ -45,15 +43,8 @@ TERMS = {"weight": [1], "urea": [2], "group": [3, 4]}
 
 
 @pytest.fixture(scope="module")
-def sim():
-    mouse = pd.read_csv(REF / "mouse.tsv", sep="\t")
-    counts = pd.read_csv(REF / "sim_counts.tsv.gz", sep="\t", index_col=0).T
-    design = build_design("~ weight + urea + C(group)", mouse)
-    c = counts.to_numpy(dtype=float)
-    keep = filter_by_expr(c, design.x)
-    c = c[:, keep]
-    offset = np.log(c.sum(axis=1) * calc_norm_factors(c))
-    return {"mouse": mouse, "counts": counts.loc[:, keep], "c": c, "x": design.x, "off": offset}
+def sim(nb_sim):
+    return nb_sim
 
 
 @pytest.fixture(scope="module")
@@ -204,14 +195,8 @@ def test_fit_design_negbin_refuses_random_effects(sim):
 
 
 @pytest.fixture
-def files(tmp_path):
-    mouse = pd.read_csv(REF / "mouse.tsv", sep="\t")
-    sheet = tmp_path / "mice.tsv"
-    mouse.drop(columns="Gene.X").to_csv(sheet, sep="\t", index=False)
-    counts = pd.read_csv(REF / "sim_counts.tsv.gz", sep="\t", index_col=0).iloc[:120]
-    counts_path = tmp_path / "counts.tsv"
-    counts.to_csv(counts_path, sep="\t")
-    return {"dir": tmp_path, "sheet": sheet, "counts": counts_path}
+def files(design_files):
+    return design_files(120)
 
 
 def _run(args):
