@@ -126,20 +126,32 @@ def score_population(
 
 
 @_njit
+def _visit(p, i, w, lam, mcut, c, best, bp, bc, bm):  # pragma: no cover - compiled
+    """One hit of the scan of `_rescore`: position p at new index i (misses m = p − i).
+
+    Returns (stop, c, best, bp, bc, bm); stop once m ≥ mcut (no later hit can exceed the
+    bound).
+    """
+    m = p - i
+    if m >= mcut:
+        return True, c, best, bp, bc, bm
+    c += w[p]
+    v = c - m * lam
+    if v > best:
+        best = v
+        bp = p
+        bc = c
+        bm = m
+    return False, c, best, bp, bc, bm
+
+
+@_njit
 def _scan_range(x, r, lo, hi, d, w, lam, mcut, c, best, bp, bc, bm):  # pragma: no cover
     """Continue the scan of `_rescore` over old indices [lo, hi) (new index = old + d)."""
     for o in range(lo, hi):
-        p = x[r, o]
-        m = p - o - d
-        if m >= mcut:  # no hit from here on can exceed the bound
+        stop, c, best, bp, bc, bm = _visit(x[r, o], o + d, w, lam, mcut, c, best, bp, bc, bm)
+        if stop:
             return True, c, best, bp, bc, bm
-        c += w[p]
-        v = c - m * lam
-        if v > best:
-            best = v
-            bp = p
-            bc = c
-            bm = m
     return False, c, best, bp, bc, bm
 
 
@@ -162,14 +174,8 @@ def _rescore(x, r, j, q, g, w, t, lam, bound):  # pragma: no cover - compiled
     stop, c, best, bp, bc, bm = _scan_range(x, r, 0, lo, 0, w, lam, mcut, c, best, bp, bc, bm)
     if not stop:
         if q <= j:  # g at q, then row[q:j] one place later
-            m = g - q
-            if m >= mcut:
-                stop = True
-            else:
-                c += w[g]
-                v = c - m * lam
-                if v > best:
-                    best, bp, bc, bm = v, g, c, m
+            stop, c, best, bp, bc, bm = _visit(g, q, w, lam, mcut, c, best, bp, bc, bm)
+            if not stop:
                 stop, c, best, bp, bc, bm = _scan_range(
                     x, r, q, j, 1, w, lam, mcut, c, best, bp, bc, bm
                 )
@@ -178,14 +184,7 @@ def _rescore(x, r, j, q, g, w, t, lam, bound):  # pragma: no cover - compiled
                 x, r, j + 1, q + 1, -1, w, lam, mcut, c, best, bp, bc, bm
             )
             if not stop:
-                m = g - q
-                if m >= mcut:
-                    stop = True
-                else:
-                    c += w[g]
-                    v = c - m * lam
-                    if v > best:
-                        best, bp, bc, bm = v, g, c, m
+                stop, c, best, bp, bc, bm = _visit(g, q, w, lam, mcut, c, best, bp, bc, bm)
     if not stop:
         lo = j + 1 if q <= j else q + 1
         stop, c, best, bp, bc, bm = _scan_range(x, r, lo, k, 0, w, lam, mcut, c, best, bp, bc, bm)
